@@ -1,0 +1,417 @@
+// Package entraredis connects go-redis clients to Azure Cache for Redis and
+// Azure Managed Redis with Microsoft Entra ID instead of access keys.
+//
+// The password of an Entra-authenticated connection is an access token that
+// expires after an hour or a day. NewClient and NewClusterClient return
+// go-redis clients whose user name is the token's object ID, whose password is
+// the token, and whose live connections move to each new token before the old
+// one expires, without errors, without reconnecting, and with one token request
+// per rotation whatever the number of connections:
+//
+//	cred, err := azidentity.NewDefaultAzureCredential(nil)
+//	...
+//	rdb, err := entraredis.NewClient(ctx, cred, &redis.Options{Addr: "example.redis.cache.windows.net:6380"}, nil)
+//	...
+//	defer rdb.Close()
+//	err = rdb.Set(ctx, "key", "value", 0).Err()
+//
+// The clients embed *redis.Client and *redis.ClusterClient: hooks,
+// OpenTelemetry instrumentation, pipelines and every command work as usual.
+package entraredis
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults applied to go-redis options left at their zero value, after
+// Microsoft's guidance for Azure Redis.
+const (
+	// DefaultDialTimeout is the connect timeout (go-redis' own default is 5 s too).
+	DefaultDialTimeout = 5 * time.Second
+	// DefaultCommandTimeout is the read and write timeout of a command.
+	DefaultCommandTimeout = 5 * time.Second
+	// DefaultConnMaxIdleTime closes idle pooled connections before Azure closes
+	// them after 10 minutes.
+	DefaultConnMaxIdleTime = 5 * time.Minute
+)
+
+// Client is a go-redis client authenticated with Microsoft Entra ID. Use it
+// as a *redis.Client. Conn, EphemeralConn, Watch and the subscribe methods
+// use a second, connection-pinned pool (see Conn). Close closes both and stops
+// the token refresher.
+type Client struct {
+	*redis.Client
+	session *redis.Client // Conn, Watch and pub/sub: connections that are not re-authenticated in place
+	creds   *Credentials
+	close   sync.Once
+	err     error
+}
+
+// ClusterClient is a go-redis cluster client authenticated with Microsoft
+// Entra ID, for Azure Managed Redis with the OSS cluster policy. Use it as a
+// *redis.ClusterClient. Close also stops the token refresher.
+type ClusterClient struct {
+	*redis.ClusterClient
+	session *redis.ClusterClient
+	creds   *Credentials
+	close   sync.Once
+	err     error
+}
+
+// NewClient returns a client for the Redis endpoint in ropts.Addr (for
+// example "NAME.redis.cache.windows.net:6380" or
+// "NAME.REGION.redis.azure.net:10000"), authenticated with tokens from cred.
+// It waits for the first token, bounded by ctx and Options.AttemptTimeout, so
+// that a wrong credential, scope or token fails here with an explanation. opts
+// may be nil.
+//
+// ropts is copied, not changed. Fields left at their zero value get Azure's
+// defaults: TLS 1.2 or later with the certificate verified against the host
+// name, DefaultDialTimeout, DefaultCommandTimeout, DefaultConnMaxIdleTime.
+// PoolFIFO is always turned on: with FIFO every pooled connection is picked,
+// and so re-authenticated, soon after a rotation. ropts.Username, when set,
+// replaces the token's object ID as the user name; ropts.Password and the
+// go-redis credentials providers must be empty.
+func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Options, opts *Options) (*Client, error) {
+	if ropts == nil {
+		return nil, errors.New("entraredis: NewClient needs redis.Options with at least Addr")
+	}
+	o := *ropts
+	if err := checkCredentialFields(o.Password, o.CredentialsProvider != nil || o.CredentialsProviderContext != nil || o.StreamingCredentialsProvider != nil); err != nil {
+		return nil, err
+	}
+	if o.Addr == "" {
+		return nil, errors.New("entraredis: redis.Options.Addr is empty: set it to the cache's host:port, for example NAME.redis.cache.windows.net:6380")
+	}
+	set := withUsername(opts, o.Username)
+	tlsConf, err := tlsFor(hostOf(o.Addr), o.TLSConfig, set.settings())
+	if err != nil {
+		return nil, err
+	}
+	o.TLSConfig = tlsConf
+	applyDefaults(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ConnMaxIdleTime)
+	o.PoolFIFO = true
+	o.Username, o.Password = "", ""
+
+	creds, err := startCredentials(ctx, cred, set)
+	if err != nil {
+		return nil, err
+	}
+	h := &hook{creds: creds}
+
+	main := o
+	main.StreamingCredentialsProvider = creds
+	session := o
+	session.CredentialsProviderContext = creds.basicAuth
+	session.ConnMaxLifetime = sessionLifetime(creds, o.ConnMaxLifetime)
+
+	c := &Client{Client: redis.NewClient(&main), session: redis.NewClient(&session), creds: creds}
+	c.Client.AddHook(h)
+	c.session.AddHook(h)
+	return c, nil
+}
+
+// NewClusterClient returns a cluster client for Azure Managed Redis with the
+// OSS cluster policy: ropts.Addrs holds the endpoint, such as
+// "NAME.REGION.redis.azure.net:10000". Every node's certificate is verified
+// against that host name, although the cluster's topology names the nodes by
+// IP address. It waits for the first token like NewClient, and applies the
+// same defaults. opts may be nil.
+func NewClusterClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.ClusterOptions, opts *Options) (*ClusterClient, error) {
+	if ropts == nil || len(ropts.Addrs) == 0 {
+		return nil, errors.New("entraredis: NewClusterClient needs redis.ClusterOptions with Addrs, for example NAME.REGION.redis.azure.net:10000")
+	}
+	o := *ropts
+	if err := checkCredentialFields(o.Password, o.CredentialsProvider != nil || o.CredentialsProviderContext != nil || o.StreamingCredentialsProvider != nil); err != nil {
+		return nil, err
+	}
+	set := withUsername(opts, o.Username)
+	tlsConf, err := tlsFor(hostOf(o.Addrs[0]), o.TLSConfig, set.settings())
+	if err != nil {
+		return nil, err
+	}
+	o.TLSConfig = tlsConf
+	applyDefaults(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ConnMaxIdleTime)
+	o.PoolFIFO = true
+	o.Username, o.Password = "", ""
+
+	creds, err := startCredentials(ctx, cred, set)
+	if err != nil {
+		return nil, err
+	}
+	h := &hook{creds: creds}
+	newNode := o.NewClient
+	if newNode == nil {
+		newNode = redis.NewClient
+	}
+	o.NewClient = func(opt *redis.Options) *redis.Client {
+		rdb := newNode(opt)
+		rdb.AddHook(h)
+		return rdb
+	}
+
+	main := o
+	main.StreamingCredentialsProvider = creds
+	session := o
+	session.CredentialsProviderContext = creds.basicAuth
+	session.ConnMaxLifetime = sessionLifetime(creds, o.ConnMaxLifetime)
+	return &ClusterClient{ClusterClient: redis.NewClusterClient(&main), session: redis.NewClusterClient(&session), creds: creds}, nil
+}
+
+// Conn returns a connection pinned to the caller. go-redis v9.23 panics when
+// Conn, EphemeralConn or Watch must open a connection on a client with a
+// streaming credentials provider, so these calls use a second pool whose
+// connections authenticate with the current token when they open and retire
+// before that token expires (they are not re-authenticated in place). Keep a
+// Conn for a short session, not for hours.
+func (c *Client) Conn() *redis.Conn { return c.session.Conn() }
+
+// EphemeralConn is Conn, except that Close discards the connection. See Conn.
+func (c *Client) EphemeralConn() *redis.Conn { return c.session.EphemeralConn() }
+
+// Watch runs fn in an optimistic transaction on the keys, like
+// redis.Client.Watch, on a pinned connection (see Conn).
+func (c *Client) Watch(ctx context.Context, fn func(*redis.Tx) error, keys ...string) error {
+	return c.session.Watch(ctx, fn, keys...)
+}
+
+// Subscribe subscribes to channels like redis.Client.Subscribe. Pub/sub
+// connections authenticate with the current token when they open; Azure closes
+// them when that token expires and go-redis reconnects and subscribes again
+// (PubSub.Channel does it for you; messages published in the gap are lost).
+func (c *Client) Subscribe(ctx context.Context, channels ...string) *redis.PubSub {
+	return c.session.Subscribe(ctx, channels...)
+}
+
+// PSubscribe subscribes to patterns. See Subscribe.
+func (c *Client) PSubscribe(ctx context.Context, patterns ...string) *redis.PubSub {
+	return c.session.PSubscribe(ctx, patterns...)
+}
+
+// SSubscribe subscribes to shard channels. See Subscribe.
+func (c *Client) SSubscribe(ctx context.Context, channels ...string) *redis.PubSub {
+	return c.session.SSubscribe(ctx, channels...)
+}
+
+// Credentials returns the client's credentials provider.
+func (c *Client) Credentials() *Credentials { return c.creds }
+
+// Status returns a snapshot of the token and its refresher, for health checks.
+func (c *Client) Status() Status { return c.creds.Status() }
+
+// Close closes the client's connections and stops the token refresher. It is
+// safe to call more than once; later calls return the first call's result.
+func (c *Client) Close() error {
+	c.close.Do(func() {
+		c.err = errors.Join(c.Client.Close(), c.session.Close(), c.creds.Close())
+	})
+	return c.err
+}
+
+// String describes the client without secrets.
+func (c *Client) String() string { return "entraredis." + c.Client.String() }
+
+// Watch runs fn in an optimistic transaction on the keys, like
+// redis.ClusterClient.Watch, on connections that authenticate with the current
+// token when they open and retire before it expires (go-redis v9.23 panics on
+// Watch with a streaming credentials provider).
+func (c *ClusterClient) Watch(ctx context.Context, fn func(*redis.Tx) error, keys ...string) error {
+	return c.session.Watch(ctx, fn, keys...)
+}
+
+// Subscribe subscribes to channels. See Client.Subscribe.
+func (c *ClusterClient) Subscribe(ctx context.Context, channels ...string) *redis.PubSub {
+	return c.session.Subscribe(ctx, channels...)
+}
+
+// PSubscribe subscribes to patterns. See Client.Subscribe.
+func (c *ClusterClient) PSubscribe(ctx context.Context, patterns ...string) *redis.PubSub {
+	return c.session.PSubscribe(ctx, patterns...)
+}
+
+// SSubscribe subscribes to shard channels. See Client.Subscribe.
+func (c *ClusterClient) SSubscribe(ctx context.Context, channels ...string) *redis.PubSub {
+	return c.session.SSubscribe(ctx, channels...)
+}
+
+// Credentials returns the client's credentials provider.
+func (c *ClusterClient) Credentials() *Credentials { return c.creds }
+
+// Status returns a snapshot of the token and its refresher, for health checks.
+func (c *ClusterClient) Status() Status { return c.creds.Status() }
+
+// Close closes the client's connections and stops the token refresher. It is
+// safe to call more than once.
+func (c *ClusterClient) Close() error {
+	c.close.Do(func() {
+		c.err = errors.Join(c.ClusterClient.Close(), c.session.Close(), c.creds.Close())
+	})
+	return c.err
+}
+
+// startCredentials starts the refresher and waits for the first token.
+func startCredentials(ctx context.Context, cred azcore.TokenCredential, opts *Options) (*Credentials, error) {
+	creds, err := NewCredentials(cred, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := creds.WaitReady(ctx); err != nil {
+		creds.Close()
+		return nil, err
+	}
+	return creds, nil
+}
+
+// sessionLifetime is the ConnMaxLifetime of the pinned-connection pool: half of
+// the refresh margin, so that a connection retires before the token it opened
+// with expires. A shorter lifetime set by the user wins.
+func sessionLifetime(creds *Credentials, user time.Duration) time.Duration {
+	tok := creds.peek()
+	d := creds.set.timingFor(tok.life()).margin / 2
+	if user > 0 && user < d {
+		return user
+	}
+	return d
+}
+
+func checkCredentialFields(password string, providers bool) error {
+	if password != "" || providers {
+		return errors.New("entraredis: leave Password and the credentials providers of the redis options empty: the password is the Microsoft Entra token, which entraredis supplies and rotates")
+	}
+	return nil
+}
+
+// withUsername returns opts with Username set from the go-redis options when
+// Options.Username is empty.
+func withUsername(opts *Options, username string) *Options {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Username == "" {
+		o.Username = username
+	}
+	return &o
+}
+
+func applyDefaults(dial, read, write, idle *time.Duration) {
+	if *dial == 0 {
+		*dial = DefaultDialTimeout
+	}
+	if *read == 0 {
+		*read = DefaultCommandTimeout
+	}
+	if *write == 0 {
+		*write = DefaultCommandTimeout
+	}
+	if *idle == 0 {
+		*idle = DefaultConnMaxIdleTime
+	}
+}
+
+// tlsFor returns the TLS configuration for host: a clone of the user's, or a
+// new one, with TLS 1.2 at least and the certificate checked against host.
+func tlsFor(host string, user *tls.Config, s settings) (*tls.Config, error) {
+	if s.plaintext {
+		if user != nil {
+			return nil, errors.New("entraredis: Options.Plaintext is set together with a TLSConfig: choose one")
+		}
+		if !isLoopback(host) && !s.allowPlaintextRemote {
+			return nil, fmt.Errorf("%w (host %q)", ErrPlaintextRemote, host)
+		}
+		return nil, nil
+	}
+	t := &tls.Config{}
+	if user != nil {
+		t = user.Clone()
+	}
+	if t.MinVersion < tls.VersionTLS12 {
+		t.MinVersion = tls.VersionTLS12
+	}
+	if t.ServerName == "" {
+		t.ServerName = host
+	}
+	return t, nil
+}
+
+func hostOf(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// hook is the go-redis hook of every client: it keeps connections from being
+// dialed while no usable token exists (a dial would only be refused, and
+// go-redis would retry in a tight loop), and explains WRONGPASS and NOPERM.
+type hook struct{ creds *Credentials }
+
+func (h *hook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if err := h.creds.ready(); err != nil {
+			return nil, err
+		}
+		return next(ctx, network, addr)
+	}
+}
+
+func (h *hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if err == nil {
+			return nil
+		}
+		return h.explain(cmd, err)
+	}
+}
+
+func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if err == nil {
+			return nil
+		}
+		for _, cmd := range cmds {
+			if cerr := cmd.Err(); cerr != nil {
+				h.explain(cmd, cerr)
+			}
+		}
+		return explainAuth(err, h.creds.username())
+	}
+}
+
+// explain replaces a WRONGPASS or NOPERM error of cmd with an AuthError and
+// reports refused AUTH commands (re-authentications) to Options.OnReauthFailed.
+func (h *hook) explain(cmd redis.Cmder, err error) error {
+	xerr := explainAuth(err, h.creds.username())
+	if xerr == err {
+		return err
+	}
+	cmd.SetErr(xerr)
+	if cmd.Name() == "auth" {
+		if f := h.creds.set.onReauthFailed; f != nil {
+			f(ReauthFailed{Err: xerr})
+		}
+		h.creds.set.log.Warn("entraredis: the server refused to re-authenticate a connection with the new token", "err", xerr)
+	}
+	return xerr
+}
