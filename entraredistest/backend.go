@@ -86,7 +86,7 @@ func startMiniredis(users map[string]emulator.BackendUser) (backendImpl, error) 
 }
 
 func (b *miniBackend) addr() string          { return b.m.Addr() }
-func (b *miniBackend) restart() error        { return b.m.Restart() }
+func (b *miniBackend) restart() error        { b.m.Close(); return b.m.Restart() }
 func (b *miniBackend) close() error          { b.m.Close(); return nil }
 func (b *miniBackend) kind() Backend         { return BackendInProcess }
 func (b *miniBackend) limitations() []string { return append([]string(nil), miniLimitations...) }

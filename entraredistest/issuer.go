@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -175,10 +176,11 @@ func numericDate(t time.Time) any {
 // audience this issuer accepts. Errors wrap ErrInvalidToken and never
 // contain the token.
 func (is *Issuer) Verify(token string, now time.Time) (claims.Claims, error) {
+	var mc jwt.MapClaims
 	_, err := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodES256.Alg()}),
 		jwt.WithoutClaimsValidation(),
-	).Parse(token, func(*jwt.Token) (any, error) { return &is.key.PublicKey, nil })
+	).ParseWithClaims(token, &mc, func(*jwt.Token) (any, error) { return &is.key.PublicKey, nil })
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenSignatureInvalid) {
 			return claims.Claims{}, fmt.Errorf("%w: signature not valid (not signed by this issuer)", ErrInvalidToken)
@@ -189,6 +191,11 @@ func (is *Issuer) Verify(token string, now time.Time) (claims.Claims, error) {
 	if err != nil {
 		return claims.Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
+	// claims.Parse (via jwt) truncates times to whole seconds; the emulator
+	// needs the exact (millisecond) times it minted.
+	exactTime(mc, "exp", &c.ExpiresAt)
+	exactTime(mc, "nbf", &c.NotBefore)
+	exactTime(mc, "iat", &c.IssuedAt)
 	switch {
 	case !now.Before(c.ExpiresAt):
 		return c, fmt.Errorf("%w: expired at %s (now %s)", ErrInvalidToken, c.ExpiresAt.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))
@@ -200,6 +207,17 @@ func (is *Issuer) Verify(token string, now time.Time) (claims.Claims, error) {
 		return c, fmt.Errorf("%w: audience %q is not %q", ErrInvalidToken, c.Audience, is.audience)
 	}
 	return c, nil
+}
+
+// exactTime replaces *t by the NumericDate claim name of mc, with
+// sub-second precision, when it is a number.
+func exactTime(mc jwt.MapClaims, name string, t *time.Time) {
+	f, ok := mc[name].(float64)
+	if !ok {
+		return
+	}
+	sec, frac := math.Modf(f)
+	*t = time.Unix(int64(sec), int64(math.Round(frac*1e3))*int64(time.Millisecond))
 }
 
 func (is *Issuer) audienceOK(auds []string) bool {
