@@ -71,16 +71,16 @@ func NewCluster(tb testing.TB, opts ClusterOptions) *Cluster {
 	tb.Helper()
 	if _, err := findRedisServer(opts.RedisServer); err != nil {
 		if os.Getenv(EnvRequireRedisServer) == "1" {
-			tb.Fatalf("entraredistest: %v (%s=1)", err, EnvRequireRedisServer)
+			tb.Fatalf("%v (%s=1 forbids skipping)", err, EnvRequireRedisServer)
 		}
-		tb.Skipf("entraredistest: skipped, a Cluster needs a real redis-server: %v", err)
+		tb.Skipf("skipped, a Cluster needs a real redis-server 7 (set %s=1 to fail instead): %v", EnvRequireRedisServer, err)
 	}
 	if opts.Logf == nil {
 		opts.Logf = tb.Logf
 	}
 	c, err := StartCluster(opts)
 	if err != nil {
-		tb.Fatalf("entraredistest: %v", err)
+		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
 		if err := c.Close(); err != nil {

@@ -12,6 +12,7 @@ import (
 )
 
 func TestCluster(t *testing.T) {
+	t.Parallel() // slow (cluster formation, failed start): overlap with the rest
 	requireRedis(t)
 	// Stand-ins for the TLS endpoints in front of the nodes: bound before the
 	// start, their ports are what the topology must name.
@@ -97,6 +98,23 @@ func TestCluster(t *testing.T) {
 	// ACL applies on cluster nodes too.
 	if _, err := as(t, other, "", "", "PING"); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
 		t.Fatalf("unauthenticated PING: %v", err)
+	}
+
+	// A restarted node keeps its port, identity and slots (nodes.conf) and the
+	// cluster recovers.
+	id0, err := nodes[1].Do(ctxT(t), "CLUSTER", "MYID")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port1 := nodes[1].Port()
+	if err := nodes[1].Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if id1, err := nodes[1].Do(ctxT(t), "CLUSTER", "MYID"); err != nil || id1 != id0 || nodes[1].Port() != port1 {
+		t.Fatalf("after restart: id %v (was %v), port %d (was %d), err %v", id1, id0, nodes[1].Port(), port1, err)
+	}
+	if err := c.WaitReady(ctxT(t)); err != nil {
+		t.Fatalf("cluster after node restart: %v", err)
 	}
 
 	var pids []int

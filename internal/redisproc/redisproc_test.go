@@ -212,6 +212,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 }
 
 func TestStartFixedPortInUse(t *testing.T) {
+	t.Parallel() // slow (cluster formation, failed start): overlap with the rest
 	requireRedis(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
