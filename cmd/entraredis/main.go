@@ -181,7 +181,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer, e e
 	if err != nil {
 		// Report it as the failed credential step, so that the network steps still run.
 		cfg.Credential = failingCredential{err: err}
-		cfg.CredentialName = cf.kind
+		cfg.CredentialName = "the " + cf.kind + " credential"
 	} else {
 		cfg.Credential, cfg.CredentialName, cfg.CredentialSource = cred.TokenCredential, cred.Name, cred.Source
 	}

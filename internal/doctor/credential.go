@@ -176,6 +176,9 @@ var credentialFixes = []struct{ name, fix string }{
 	{"AzureCLICredential", "run `az login` (and `az account set --subscription ...`), or pick another --credential"},
 	{"AzureDeveloperCLICredential", "run `azd auth login`"},
 	{"AzurePowerShellCredential", "run Connect-AzAccount in Azure PowerShell"},
+	{"ClientSecretCredential", "set AZURE_TENANT_ID (or --tenant-id), AZURE_CLIENT_ID (or --client-id) and AZURE_CLIENT_SECRET; check the secret has not expired"},
+	{"DeviceCodeCredential", "complete the sign-in at the address printed, within --timeout"},
+	{"InteractiveBrowserCredential", "complete the sign-in in the browser, within --timeout (needs a desktop session)"},
 }
 
 // ExplainCredentialError turns a GetToken error into a cause and a fix. For
@@ -198,6 +201,11 @@ func ExplainCredentialError(name, scope string, err error, timedOut bool) (cause
 	if len(attempts) == 0 {
 		cause = fmt.Sprintf("%s could not get a token: %s", name, shorten(msg, 600))
 		fix = fixFor(name)
+		for _, f := range credentialFixes {
+			if fix == "" && strings.Contains(msg, f.name) {
+				fix = f.fix
+			}
+		}
 		if fix == "" {
 			fix = "see azidentity's message above; https://aka.ms/azsdk/go/identity/troubleshoot"
 		}

@@ -153,6 +153,7 @@ type run struct {
 	tlsConn  *tls.Conn
 	resp     *respConn
 	ipHost   bool
+	readOK   bool
 }
 
 // Run walks the chain and returns the report. It never returns the token.
@@ -530,6 +531,7 @@ func (r *run) checkAuth(ctx context.Context, s *Step) {
 		s.Fix = "pass --username with the object ID of the principal the token is issued to"
 		return
 	}
+	s.Detail = fmt.Sprintf("AUTH %s <token, %d bytes, not shown>", r.username, len(r.token))
 	_, err := r.cmd(ctx, "AUTH", r.username, r.token)
 	if err == nil {
 		s.Detail = fmt.Sprintf("AUTH as %s accepted", r.username)
@@ -599,7 +601,7 @@ func (r *run) explainWrongpass(msg string) (cause, fix string) {
 		fmt.Sprintf("(3) the username is the token's oid (%s), not the client ID or the UPN", oid),
 		"(4) the token was requested for the scope https://redis.azure.com/.default",
 		"(5) the token has not expired (a new connection must always use the current token)",
-	}, " ")
+	}, "\n")
 	return cause, fix
 }
 
@@ -639,11 +641,17 @@ func randomKey() string {
 func (r *run) checkRead(ctx context.Context, s *Step) {
 	key := randomKey()
 	v, err := r.cmd(ctx, "GET", key)
+	if msg, ok := redirected(err); ok {
+		r.readOK = true
+		s.Detail = fmt.Sprintf("GET %s → %s: allowed (ACLs are checked before the redirection); the key's slot is on another shard of this OSS cluster", key, msg)
+		return
+	}
 	if err != nil {
 		s.Status = StatusFailed
 		s.Cause, s.Fix = r.explainCommandError("GET", key, err)
 		return
 	}
+	r.readOK = true
 	if _, ok := v.(nilReply); ok {
 		s.Detail = fmt.Sprintf("GET %s → (nil), as expected", key)
 	} else {
@@ -653,7 +661,12 @@ func (r *run) checkRead(ctx context.Context, s *Step) {
 
 func (r *run) checkWrite(ctx context.Context, s *Step) {
 	key := randomKey()
-	if _, err := r.cmd(ctx, "SET", key, "entraredis doctor", "EX", "60", "NX"); err != nil {
+	_, err := r.cmd(ctx, "SET", key, "entraredis doctor", "EX", "60", "NX")
+	if msg, ok := redirected(err); ok {
+		s.Detail = fmt.Sprintf("SET %s → %s: allowed (ACLs are checked before the redirection), nothing written; the key's slot is on another shard of this OSS cluster", key, msg)
+		return
+	}
+	if err != nil {
 		s.Status = StatusFailed
 		s.Cause, s.Fix = r.explainCommandError("SET", key, err)
 		return
@@ -685,7 +698,7 @@ func (r *run) checkCluster(ctx context.Context, s *Step) {
 			}
 		}
 		r.rep.Client = "entraredis.NewClusterClient"
-		s.Detail = fmt.Sprintf("CLUSTER INFO answered (cluster_state:%s) → OSS cluster policy: use entraredis.NewClusterClient", state)
+		s.Detail = fmt.Sprintf("CLUSTER INFO answered (cluster_state:%s) → OSS cluster policy: use entraredis.NewClusterClient (the topology names nodes by IP address; it verifies each node's certificate against %s)", state, r.cfg.Host)
 		return
 	}
 	var re *redisError
@@ -732,7 +745,7 @@ func (r *run) explainCommandError(cmd, key string, err error) (cause, fix string
 			on = " on key " + key
 		}
 		cause = fmt.Sprintf("principal %s is authenticated but not allowed to run %s%s (%s)", oid, cmd, on, re.msg)
-		if cmd == "SET" || cmd == "DEL" {
+		if (cmd == "SET" || cmd == "DEL") && r.readOK {
 			cause += "; it can read but not write: looks like Data Reader"
 		}
 		fix = fmt.Sprintf("in Data Access Configuration (Azure Cache for Redis) or the access policy assignment, give principal %s a role that allows it: Data Owner (all commands), Data Contributor (reads and writes, no admin/dangerous commands), Data Reader (reads only); or a custom access policy whose permissions include the command (e.g. +%s) and the key pattern (e.g. ~*)",
@@ -745,6 +758,15 @@ func (r *run) explainCommandError(cmd, key string, err error) (cause, fix string
 		fix = "see the server's message"
 	}
 	return cause, fix
+}
+
+// redirected reports whether err is a cluster redirection (MOVED, ASK).
+func redirected(err error) (string, bool) {
+	var re *redisError
+	if errors.As(err, &re) && (re.prefix() == "MOVED" || re.prefix() == "ASK") {
+		return re.msg, true
+	}
+	return "", false
 }
 
 func isRefused(err error) bool {

@@ -25,12 +25,8 @@ func WriteText(w io.Writer, rep *Report) error {
 			dur = fmt.Sprintf("%8.1fms", s.DurationMS)
 		}
 		fmt.Fprintf(&b, "[%s] %-10s %10s  %s\n", statusLabel[s.Status], s.Name, dur, s.Detail)
-		if s.Cause != "" {
-			fmt.Fprintf(&b, "%24s cause: %s\n", "", s.Cause)
-		}
-		if s.Fix != "" {
-			fmt.Fprintf(&b, "%24s fix:   %s\n", "", s.Fix)
-		}
+		writeIndented(&b, "cause: ", s.Cause)
+		writeIndented(&b, "fix:   ", s.Fix)
 	}
 	failed, warned := 0, 0
 	for _, s := range rep.Steps {
@@ -60,4 +56,19 @@ func WriteJSON(w io.Writer, rep *Report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
+}
+
+// writeIndented writes a labelled, possibly multi-line text under a step line.
+func writeIndented(b *strings.Builder, label, text string) {
+	if text == "" {
+		return
+	}
+	pad := strings.Repeat(" ", 24)
+	for i, line := range strings.Split(text, "\n") {
+		if i == 0 {
+			fmt.Fprintf(b, "%s %s%s\n", pad, label, line)
+		} else {
+			fmt.Fprintf(b, "%s %s  %s\n", pad, strings.Repeat(" ", len(label)), line)
+		}
+	}
 }
