@@ -1,0 +1,192 @@
+package emulator
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func readAll(t *testing.T, in string) ([][]string, error) {
+	t.Helper()
+	cr := newCmdReader(bufio.NewReaderSize(strings.NewReader(in), 16))
+	var out [][]string
+	for {
+		err := cr.next()
+		if err != nil {
+			if err == io.EOF {
+				return out, nil
+			}
+			return out, err
+		}
+		var args []string
+		for i := 0; i < cr.nargs(); i++ {
+			args = append(args, string(cr.arg(i)))
+		}
+		// The raw bytes are a valid RESP encoding of the arguments.
+		want := encodeStrings(args)
+		if string(cr.raw) != want {
+			t.Fatalf("raw = %q, want %q", cr.raw, want)
+		}
+		out = append(out, args)
+	}
+}
+
+func encodeStrings(args []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	return b.String()
+}
+
+func TestCmdReader(t *testing.T) {
+	big := strings.Repeat("x", 100000)
+	in := encodeStrings([]string{"SET", "k", big}) + "PING\r\n" + "\r\n" + "auth  user\tpass\n" + encodeStrings([]string{"GET", ""}) + encodeStrings([]string{"ECHO", "a\r\nb"})
+	got, err := readAll(t, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{{"SET", "k", big}, {"PING"}, {"auth", "user", "pass"}, {"GET", ""}, {"ECHO", "a\r\nb"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("commands = %.200q", got)
+	}
+	for _, bad := range []string{"*x\r\n", "*1\r\n:1\r\n", "*1\r\n$-1\r\n", "*1\r\n$3\r\nabcd\r\n", "*2\n"} {
+		if _, err := readAll(t, bad); !errors.Is(err, errProtocol) {
+			t.Errorf("%q: %v, want a protocol error", bad, err)
+		}
+	}
+	if _, err := readAll(t, "*2\r\n$3\r\nGET\r\n"); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("truncated: %v, want ErrUnexpectedEOF", err)
+	}
+}
+
+func TestIsCmd(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want bool
+	}{{"auth", true}, {"AUTH", true}, {"AuTh", true}, {"AUTHX", false}, {"aut", false}, {"BUTH", false}} {
+		if got := isCmd([]byte(c.in), "AUTH"); got != c.want {
+			t.Errorf("isCmd(%q) = %v", c.in, got)
+		}
+	}
+}
+
+func TestCopyReplyItemFixesWrongPass(t *testing.T) {
+	in := "+OK\r\n-WRONGPASS invalid username-password pair\r\n$5\r\nhello\r\n*2\r\n$-1\r\n:1\r\n%1\r\n$1\r\na\r\n=7\r\ntxt:abc\r\n-WRONGPASS other\r\n"
+	br := bufio.NewReader(strings.NewReader(in))
+	var out strings.Builder
+	bw := bufio.NewWriter(&out)
+	for {
+		if err := copyReplyItem(br, bw); err != nil {
+			if err != io.EOF {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	bw.Flush()
+	want := strings.Replace(in, "pair\r\n", "pair or user is disabled.\r\n", 1)
+	if out.String() != want {
+		t.Fatalf("out = %q\nwant  %q", out.String(), want)
+	}
+}
+
+// TestEndpointWithMiniredis checks the endpoint on its own: rewriting,
+// identity, counters, expiry, Close.
+func TestEndpointWithMiniredis(t *testing.T) {
+	m := miniredis.NewMiniRedis()
+	m.RequireUserAuth("u-owner", "pw")
+	if err := m.StartAddr("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	exp := time.Now().Add(time.Second)
+	ep, err := NewEndpoint(EndpointConfig{
+		Authenticate: func(user, token string) (Identity, error) {
+			if token != "good" {
+				return Identity{}, errors.New("bad token")
+			}
+			return Identity{ObjectID: user, Role: "owner", Expires: exp}, nil
+		},
+		BackendAddr:  m.Addr(),
+		Users:        map[string]BackendUser{"owner": {"u-owner", "pw"}},
+		FixWrongPass: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	c, err := net.Dial("tcp", ep.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	c.Write([]byte(encodeStrings([]string{"PING"}) + encodeStrings([]string{"AUTH", "me", "bad"}) +
+		encodeStrings([]string{"AUTH", "me", "good"}) + encodeStrings([]string{"ACL", "WHOAMI"}) + "SET k v\r\n"))
+	for i, want := range []string{
+		"-NOAUTH Authentication required.\r\n",
+		"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+		"+OK\r\n",
+		"$2\r\n",
+		"me\r\n",
+		"+OK\r\n",
+	} {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		line, err := br.ReadString('\n')
+		if err != nil || line != want {
+			t.Fatalf("reply line %d = %q, %v; want %q", i, line, err, want)
+		}
+	}
+	st := ep.Stats()
+	if st.Accepted != 1 || st.Open != 1 || st.Auths != 1 || st.RefusedAuths != 1 || st.Commands != 5 {
+		t.Fatalf("Stats = %+v", st)
+	}
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("read a byte, want the connection closed at expiry")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("connection not closed at the token's expiry")
+	}
+	deadline := time.Now().Add(time.Second)
+	for ep.Stats().ExpiryCloses != 1 || ep.Stats().Open != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Stats = %+v, want ExpiryCloses 1 Open 0", ep.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := ep.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ep.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestNewEndpointValidates(t *testing.T) {
+	auth := func(string, string) (Identity, error) { return Identity{}, nil }
+	users := map[string]BackendUser{"owner": {"u", "p"}}
+	for _, cfg := range []EndpointConfig{
+		{BackendAddr: "127.0.0.1:1", Users: users},
+		{Authenticate: auth, Users: users},
+		{Authenticate: auth, BackendAddr: "127.0.0.1:1"},
+	} {
+		if ep, err := NewEndpoint(cfg); err == nil {
+			ep.Close()
+			t.Errorf("NewEndpoint(%+v) accepted an incomplete config", cfg)
+		}
+	}
+}
