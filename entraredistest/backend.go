@@ -68,6 +68,7 @@ type miniBackend struct {
 var miniLimitations = []string{
 	"no ACL: every role may run every command, so readers and contributors never get NOPERM",
 	"no cluster mode",
+	"AUTH is refused on subscribed RESP3 connections (Redis allows it), so they cannot re-authenticate and are closed at expiry",
 	"RestartBackend keeps the data (redis-server loses it)",
 	"replies come from miniredis: some error texts differ from Redis 7 (WRONGPASS is corrected by the endpoint), and unimplemented commands answer ERR unknown command",
 	"CLIENT LIST/KILL/INFO and other introspection commands are partial or missing",

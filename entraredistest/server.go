@@ -213,7 +213,9 @@ func Start(opts Options) (*Server, error) {
 		Users:        s.users,
 		Grace:        opts.Grace,
 		FixWrongPass: be.kind() == BackendInProcess,
-		Logf:         opts.Logf,
+
+		NoAuthWhileSubscribed: be.kind() == BackendInProcess,
+		Logf:                  opts.Logf,
 	}
 	if !opts.Plaintext {
 		certs, err := testcerts.New("localhost")

@@ -587,3 +587,43 @@ func (f *fakeTB) Skipf(string, ...any) {
 	f.skipped = true
 	panic("skip")
 }
+
+// A RESP2 connection in subscribe mode cannot re-authenticate (Redis
+// refuses AUTH there), so it is closed at its first token's expiry; a RESP3
+// one can, and stays open.
+func TestReAuthInSubscribeMode(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b Backend) {
+		srv := NewServer(t, Options{Backend: b, TokenLifetime: time.Second})
+		cred := srv.Credential()
+		start := time.Now()
+		r2 := dialRaw(t, srv)
+		r2.do("AUTH", cred.ObjectID(), token(t, cred))
+		r2.do("SUBSCRIBE", "ch")
+		r3 := dialRaw(t, srv)
+		r3.do("HELLO", "3", "AUTH", cred.ObjectID(), token(t, cred))
+		r3.do("SUBSCRIBE", "ch")
+		cred.SetLifetime(time.Hour)
+		if got := r2.do("AUTH", cred.ObjectID(), token(t, cred)); !strings.HasPrefix(got, "-ERR") || !strings.Contains(strings.ToLower(got), "auth") {
+			t.Fatalf("AUTH in RESP2 subscribe mode = %q, want Redis' error", got)
+		}
+		if b == BackendInProcess {
+			// miniredis refuses AUTH on subscribed RESP3 connections too (see Limitations).
+			r3.c.Close()
+		} else if got := r3.do("AUTH", cred.ObjectID(), token(t, cred)); got != "+OK\r\n" {
+			t.Fatalf("AUTH in RESP3 subscribe mode = %q, want +OK", got)
+		}
+		took, err := r2.waitClosed(start, 3*time.Second)
+		if err != nil || took > 1500*time.Millisecond {
+			t.Fatalf("RESP2 subscribed connection: closed at %v (%v), want at about 1s", took, err)
+		}
+		if b == BackendInProcess {
+			return
+		}
+		if got := r3.do("PING"); !strings.Contains(got, "pong") && !strings.Contains(got, "PONG") {
+			t.Fatalf("RESP3 subscribed connection after the first expiry: PING = %q", got)
+		}
+		if st := srv.Stats(); st.ReAuths != 1 || st.ExpiryCloses != 1 {
+			t.Fatalf("Stats = %+v, want ReAuths 1, ExpiryCloses 1", st)
+		}
+	})
+}

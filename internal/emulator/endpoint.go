@@ -84,6 +84,10 @@ type EndpointConfig struct {
 	// is disabled."). Needed for miniredis; it parses every reply, so it is
 	// slower. Default false.
 	FixWrongPass bool
+	// NoAuthWhileSubscribed says the backend refuses AUTH/HELLO on any
+	// subscribed connection, RESP3 included (miniredis); Redis refuses it
+	// only in RESP2. Default false.
+	NoAuthWhileSubscribed bool
 	// Logf receives diagnostics (never a token). Default: discard.
 	Logf func(format string, args ...any)
 }
@@ -274,6 +278,10 @@ type proxyConn struct {
 	deadline time.Time
 	timer    *time.Timer
 	isClosed bool
+
+	// Used by the forwarding goroutine only.
+	proto int                 // 2 or 3, as last set by HELLO
+	subs  map[string]struct{} // kind byte + channel, while subscribed
 }
 
 func (c *proxyConn) serve() {
@@ -404,7 +412,8 @@ func (c *proxyConn) forwardCommands(bc net.Conn) {
 	}
 }
 
-// special is the hot-path test: only AUTH, HELLO, ACL and RESET need a look.
+// special is the hot-path test: only authentication, ACL, RESET and the
+// (un)subscribe commands need a look.
 func (c *proxyConn) special(cr *cmdReader) bool {
 	if cr.nargs() == 0 {
 		return false
@@ -417,8 +426,62 @@ func (c *proxyConn) special(cr *cmdReader) bool {
 		return isCmd(name, "AUTH")
 	case 5:
 		return isCmd(name, "HELLO") || isCmd(name, "RESET")
+	case 9, 10, 11, 12:
+		return c.trackSubscriptions(cr)
 	}
 	return false
+}
+
+// trackSubscriptions follows which channels the connection is subscribed
+// to, because a RESP2 connection in subscribe mode cannot re-authenticate
+// (Redis refuses AUTH there), so its deadline must not move. It never
+// needs a rewrite, so it always returns false.
+func (c *proxyConn) trackSubscriptions(cr *cmdReader) bool {
+	name := cr.arg(0)
+	var kind byte
+	var sub bool
+	switch {
+	case isCmd(name, "SUBSCRIBE"):
+		kind, sub = 'c', true
+	case isCmd(name, "PSUBSCRIBE"):
+		kind, sub = 'p', true
+	case isCmd(name, "SSUBSCRIBE"):
+		kind, sub = 's', true
+	case isCmd(name, "UNSUBSCRIBE"):
+		kind = 'c'
+	case isCmd(name, "PUNSUBSCRIBE"):
+		kind = 'p'
+	case isCmd(name, "SUNSUBSCRIBE"):
+		kind = 's'
+	default:
+		return false
+	}
+	if c.subs == nil {
+		c.subs = make(map[string]struct{})
+	}
+	if !sub && cr.nargs() == 1 { // unsubscribe from every channel of that kind
+		for k := range c.subs {
+			if k[0] == kind {
+				delete(c.subs, k)
+			}
+		}
+		return false
+	}
+	for i := 1; i < cr.nargs(); i++ {
+		k := string(kind) + string(cr.arg(i))
+		if sub {
+			c.subs[k] = struct{}{}
+		} else {
+			delete(c.subs, k)
+		}
+	}
+	return false
+}
+
+// inResp2SubscribeMode reports whether Redis would refuse AUTH on the
+// connection (RESP2 with at least one subscription).
+func (c *proxyConn) inResp2SubscribeMode() bool {
+	return len(c.subs) > 0 && (c.proto != 3 || c.e.cfg.NoAuthWhileSubscribed)
 }
 
 func (c *proxyConn) rewrite(cr *cmdReader) {
@@ -431,6 +494,12 @@ func (c *proxyConn) rewrite(cr *cmdReader) {
 			c.e.refusedAuths.Add(1)
 			cr.encode(refusedAuth("AUTH"))
 		case 3:
+			if c.inResp2SubscribeMode() {
+				// Redis refuses AUTH in RESP2 subscribe mode; keep the
+				// token away from the backend, which answers the error.
+				cr.encode(refusedAuth("AUTH"))
+				return
+			}
 			user, pw, ok := c.authenticate(cr.arg(1), cr.arg(2))
 			if ok {
 				cr.encode([][]byte{[]byte("AUTH"), user, pw})
@@ -443,15 +512,24 @@ func (c *proxyConn) rewrite(cr *cmdReader) {
 		if n < 2 {
 			return
 		}
-		if v := cr.arg(1); len(v) != 1 || (v[0] != '2' && v[0] != '3') {
+		v := cr.arg(1)
+		if len(v) != 1 || (v[0] != '2' && v[0] != '3') {
 			return // the backend answers NOPROTO or a syntax error
 		}
+		proto := int(v[0] - '0')
 		for i := 2; i+2 < n; i++ {
 			if isCmd(cr.arg(i), "AUTH") {
 				args := cr.args()
+				if c.inResp2SubscribeMode() { // Redis refuses HELLO there
+					args[i+1], args[i+2] = []byte(RefusedUser), []byte("refused")
+					cr.encode(args)
+					return
+				}
 				user, pw, ok := c.authenticate(args[i+1], args[i+2])
 				if !ok {
 					user, pw = []byte(RefusedUser), []byte("refused")
+				} else {
+					c.proto = proto
 				}
 				args[i+1], args[i+2] = user, pw
 				cr.encode(args)
@@ -461,6 +539,11 @@ func (c *proxyConn) rewrite(cr *cmdReader) {
 				i++
 			}
 		}
+		c.mu.Lock()
+		if c.authed {
+			c.proto = proto
+		}
+		c.mu.Unlock()
 	case isCmd(name, "ACL"):
 		if n == 2 && isCmd(cr.arg(1), "WHOAMI") {
 			c.mu.Lock()
@@ -475,6 +558,7 @@ func (c *proxyConn) rewrite(cr *cmdReader) {
 			c.mu.Lock()
 			c.authed, c.oid = false, ""
 			c.deadline = time.Time{}
+			c.proto, c.subs = 2, nil
 			if c.timer != nil {
 				c.timer.Stop()
 			}
