@@ -220,7 +220,11 @@ func ExplainCredentialError(name, scope string, err error, timedOut bool) (cause
 	}
 	cause = fmt.Sprintf("%s tried %d credentials and none produced a token: %s", name, len(attempts), strings.Join(lines, " | "))
 	if name == "DefaultAzureCredential" {
-		cause += " (its chain: environment, workload identity, managed identity, Azure CLI, azd, Azure PowerShell; AZURE_TOKEN_CREDENTIALS narrows it)"
+		if v := os.Getenv("AZURE_TOKEN_CREDENTIALS"); v != "" {
+			cause += fmt.Sprintf(" (its full chain: environment, workload identity, managed identity, Azure CLI, azd, Azure PowerShell; AZURE_TOKEN_CREDENTIALS=%s narrows it to the ones above)", v)
+		} else {
+			cause += " (its chain: environment, workload identity, managed identity, Azure CLI, azd, Azure PowerShell; AZURE_TOKEN_CREDENTIALS narrows it)"
+		}
 	}
 	fix = "make one of them work, or pick one with --credential: " + strings.Join(dedup(fixes), "; ")
 	return cause, fix

@@ -66,7 +66,7 @@ func TestDefaultCredentialChainFailureSummarised(t *testing.T) {
 	s := wantStep(t, rep, StepCredential, StatusFailed,
 		"DefaultAzureCredential tried 3 credentials and none produced a token",
 		"AzureCLICredential: ", "AzureDeveloperCLICredential: ", "AzurePowerShellCredential: ",
-		"its chain: environment, workload identity, managed identity, Azure CLI, azd",
+		"its full chain: environment, workload identity, managed identity, Azure CLI, azd", "AZURE_TOKEN_CREDENTIALS=dev narrows it",
 		"az login", "azd auth login", "Connect-AzAccount")
 	if strings.Count(s.Cause, "\n") > 0 {
 		t.Errorf("the cause should be one line: %q", s.Cause)

@@ -3,6 +3,7 @@ package doctor
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"net"
@@ -338,4 +339,60 @@ func TestCertExpiryWarning(t *testing.T) {
 	if !rep.OK {
 		t.Fatal("a warning must not fail the report")
 	}
+}
+
+// A port that accepts TCP but never answers TLS: the step is bounded by the timeout.
+func TestTLSHandshakeTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 4096)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { ln.Close(); <-done }()
+	tok := mintToken(t, tokenSpec{oid: testOID})
+	start := time.Now()
+	rep, _, _ := runFake(t, nil, nil, Config{Credential: &staticCred{token: tok}, Host: "localhost", Port: ln.Addr().(*net.TCPAddr).Port, Timeout: 300 * time.Millisecond})
+	wantStep(t, rep, StepTLS, StatusFailed, "did not finish within 300ms")
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("the doctor took %s", d)
+	}
+}
+
+// A server that closes the connection on AUTH.
+func TestAuthConnectionClosed(t *testing.T) {
+	ca := newTestCA(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{ca.cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		buf := make([]byte, 64)
+		_, _ = c.Read(buf) // the handshake and the start of AUTH
+		c.Close()
+	}()
+	defer func() { ln.Close(); <-done }()
+	tok := mintToken(t, tokenSpec{oid: testOID})
+	rep, text, js := runFake(t, nil, ca, Config{Credential: &staticCred{token: tok}, Port: ln.Addr().(*net.TCPAddr).Port})
+	wantStep(t, rep, StepAuth, StatusFailed, "AUTH got no answer", "closed the connection")
+	assertNoSecret(t, tok, text, js)
 }
