@@ -57,7 +57,8 @@ type Options struct {
 	// Backend to use. Default BackendAuto.
 	Backend Backend
 	// RedisServer is the path of redis-server. Default $ENTRAREDIS_REDIS_SERVER,
-	// then redis-server in PATH.
+	// then redis-server in PATH. An explicit path that is not an executable
+	// is an error (no fallback).
 	RedisServer string
 	// Plaintext serves without TLS. Default false: TLS with a throwaway CA
 	// and a certificate naming only "localhost".
@@ -246,6 +247,9 @@ func startBackend(opts Options, users map[string]emulator.BackendUser) (backendI
 		path, err := findRedisServer(opts.RedisServer)
 		if err == nil {
 			return startRedisServer(path, users)
+		}
+		if opts.RedisServer != "" {
+			return nil, err // an explicit path that does not work is a mistake, not a reason to fall back
 		}
 		if os.Getenv(EnvRequireRedisServer) == "1" {
 			return nil, fmt.Errorf("%w (%s=1 forbids the in-process fallback)", err, EnvRequireRedisServer)

@@ -548,6 +548,10 @@ func TestRequireRedisServerFallback(t *testing.T) {
 	if srv.Backend() != BackendInProcess || len(srv.Limitations()) == 0 {
 		t.Fatalf("Backend = %q, Limitations = %v: want the in-process fallback with limitations", srv.Backend(), srv.Limitations())
 	}
+	if s, err := Start(Options{RedisServer: "/nonexistent/redis-server"}); err == nil {
+		s.Close()
+		t.Fatal("Start with a wrong explicit RedisServer path: no error")
+	}
 	t.Setenv(EnvRequireRedisServer, "1")
 	if s, err := Start(Options{}); err == nil {
 		s.Close()
