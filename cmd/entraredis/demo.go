@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/entraredis/entraredis/entraredistest"
 	"github.com/entraredis/entraredis/internal/doctor"
 )
 
@@ -19,6 +20,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		lifetime    = fs.Duration("token-lifetime", 6*time.Second, "lifetime of the emulator's tokens (at least 1s)")
 		concurrency = fs.Int("concurrency", 16, "goroutines doing GET/SET")
 		verbose     = fs.Bool("v", false, "print the library's warnings to stderr")
+		backend     = fs.String("backend", "auto", "emulator backend: auto (redis-server when installed, else in-process), redis-server, in-process")
 	)
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -28,6 +30,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg := doctor.DemoConfig{Duration: *duration, TokenLifetime: *lifetime, Concurrency: *concurrency}
+	switch *backend {
+	case "auto":
+		cfg.Backend = entraredistest.BackendAuto
+	case "redis-server":
+		cfg.Backend = entraredistest.BackendRedisServer
+	case "in-process":
+		cfg.Backend = entraredistest.BackendInProcess
+	default:
+		fmt.Fprintf(stderr, "entraredis demo: --backend %q: want auto, redis-server or in-process\n", *backend)
+		return exitUsage
+	}
 	if *verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	} else {

@@ -209,6 +209,7 @@ func TestDoctorUsage(t *testing.T) {
 		{"doctor", "--no-such-flag"},
 		{"demo", "--duration", "-1s"},
 		{"demo", "--token-lifetime", "10ms"},
+		{"demo", "--backend", "valkey"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), args, &stdout, &stderr, e); code != exitUsage {
@@ -303,7 +304,7 @@ func TestDemo(t *testing.T) {
 	if lines := strings.Count(out, " ops "); lines < 3 {
 		t.Errorf("%d live lines, want one a second", lines)
 	}
-	if !strings.Contains(out, "backend redis-server") && !strings.Contains(out, "in-process fallback") {
+	if !strings.Contains(out, "backend redis-server (a real redis-server") && !strings.Contains(out, "backend in-process (redis-server not found: in-process fallback") {
 		t.Error("the demo does not say which backend it uses")
 	}
 }
@@ -323,4 +324,17 @@ func emulatorCAPEM(t *testing.T, srv *entraredistest.Server) []byte {
 	}
 	ca := chains[0][len(chains[0])-1]
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})
+}
+
+func TestDemoInProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo runs for 3 seconds")
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"demo", "--backend", "in-process", "--duration", "3s", "--token-lifetime", "1s", "--concurrency", "4"}, &stdout, &stderr, defaultEnv())
+	out := stdout.String()
+	t.Logf("demo → exit %d\n%s", code, out)
+	if code != exitOK || !strings.Contains(out, "backend in-process (in-process, as asked; not emulated:") || !strings.Contains(out, " 0 errors") {
+		t.Fatalf("exit %d", code)
+	}
 }

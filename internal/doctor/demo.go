@@ -114,7 +114,11 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (DemoResult, erro
 	if srv.Backend() == entraredistest.BackendRedisServer {
 		fmt.Fprint(w, " (a real redis-server behind the Entra proxy)\n")
 	} else {
-		fmt.Fprintf(w, " (redis-server not found: in-process fallback; not emulated: %s)\n", strings.Join(res.Limitations, "; "))
+		why := "redis-server not found: in-process fallback"
+		if cfg.Backend == entraredistest.BackendInProcess {
+			why = "in-process, as asked"
+		}
+		fmt.Fprintf(w, " (%s; not emulated: %s)\n", why, strings.Join(res.Limitations, "; "))
 	}
 	cred := srv.Credential()
 	fmt.Fprintf(w, "principal %s (Data Owner), tokens of %s; load: %d goroutines of GET/SET for %s\n",
