@@ -35,28 +35,31 @@ type DemoConfig struct {
 
 // DemoStats are the demo's counters at one instant.
 type DemoStats struct {
-	Elapsed       time.Duration
-	Ops           int64 // commands that succeeded
-	Errors        int64 // commands that failed
-	Rotations     int64 // tokens installed after the first one (client side)
-	TokenRequests int64 // GetToken calls the client made
-	Minted        int64 // tokens the emulator minted
-	ReAuths       int64 // AUTH on live connections (server side)
-	Auths         int64 // AUTH on new connections (server side)
-	RefusedAuths  int64 // AUTH the server refused
-	ExpiryCloses  int64 // connections the server closed because their token expired
-	Accepted      int64 // connections accepted
-	Open          int64 // connections open now
-	ReauthFailed  int64 // re-AUTHs the library reported as refused
-	RefreshFailed int64 // refresh attempts that failed
-	FirstError    string
+	Elapsed       time.Duration // since the load started
+	Ops           int64         // commands that succeeded
+	Errors        int64         // commands that failed
+	Rotations     int64         // tokens installed after the first one (client side)
+	TokenRequests int64         // GetToken calls the client made
+	Minted        int64         // tokens the emulator minted
+	ReAuths       int64         // AUTH on live connections (server side)
+	Auths         int64         // AUTH on new connections (server side)
+	RefusedAuths  int64         // AUTH the server refused
+	ExpiryCloses  int64         // connections the server closed because their token expired
+	Accepted      int64         // connections accepted
+	Open          int64         // connections open now
+	ReauthFailed  int64         // re-AUTHs the library reported as refused
+	RefreshFailed int64         // refresh attempts that failed
+	FirstError    string        // the first failed command's error, "" when none
 }
 
 // DemoResult is the outcome of RunDemo.
 type DemoResult struct {
-	Backend     entraredistest.Backend
+	// Backend is the emulator's backend actually used.
+	Backend entraredistest.Backend
+	// Limitations are what that backend does not emulate (none for redis-server).
 	Limitations []string
-	Final       DemoStats
+	// Final are the counters at the end of the run.
+	Final DemoStats
 }
 
 // OK reports whether no command failed.

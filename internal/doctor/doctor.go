@@ -104,8 +104,11 @@ type Config struct {
 
 // Step is the result of one check.
 type Step struct {
-	Name     string        `json:"name"`
-	Status   Status        `json:"status"`
+	// Name is one of the Step* constants.
+	Name string `json:"name"`
+	// Status is ok, warn, failed or skipped.
+	Status Status `json:"status"`
+	// Duration is how long the step took (zero when skipped).
 	Duration time.Duration `json:"-"`
 	// DurationMS is Duration in milliseconds.
 	DurationMS float64 `json:"duration_ms"`
@@ -119,6 +122,7 @@ type Step struct {
 
 // Report is the result of Run.
 type Report struct {
+	// Host and Port are the endpoint checked.
 	Host string `json:"host"`
 	Port int    `json:"port"`
 	// Username is the username sent with AUTH (empty when AUTH was not tried).
@@ -127,7 +131,8 @@ type Report struct {
 	OK bool `json:"ok"`
 	// Client is the entraredis constructor to use, when the cluster step could tell.
 	Client string `json:"client,omitempty"`
-	Steps  []Step `json:"steps"`
+	// Steps are the checks, in order.
+	Steps []Step `json:"steps"`
 }
 
 // Step returns the step with the given name and whether it exists.
@@ -286,6 +291,7 @@ func (r *run) checkCredential(ctx context.Context, s *Step) {
 	if name == "" {
 		name = strings.TrimPrefix(fmt.Sprintf("%T", r.cfg.Credential), "*")
 	}
+	s.Detail = fmt.Sprintf("asked %s for a token for scope %s", name, r.cfg.Scope)
 	tok, err := r.cfg.Credential.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{r.cfg.Scope}})
 	if err != nil {
 		s.Status = StatusFailed
@@ -521,10 +527,6 @@ func (r *run) cmd(ctx context.Context, args ...string) (any, error) {
 }
 
 func (r *run) checkAuth(ctx context.Context, s *Step) {
-	if r.resp == nil {
-		s.Status, s.Detail = StatusSkipped, "skipped: the tls step did not pass"
-		return
-	}
 	if r.username == "" {
 		s.Status = StatusFailed
 		s.Cause = "no username: the token has no oid claim and --username was not given"

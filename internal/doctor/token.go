@@ -40,6 +40,7 @@ type Warning struct {
 
 // TokenInfo is what the doctor tells about a token: its claims (never the
 // token itself), its remaining life and what looks wrong.
+// Fields are named after the claims; Remaining is the life left when described.
 type TokenInfo struct {
 	ObjectID   string    `json:"oid,omitempty"`
 	TenantID   string    `json:"tid,omitempty"`
@@ -137,11 +138,15 @@ func remainingText(secs float64) string {
 
 // TokenResult is the answer of GetTokenInfo.
 type TokenResult struct {
-	Credential string    `json:"credential"`
-	Source     string    `json:"source,omitempty"`
-	Scope      string    `json:"scope"`
-	ExpiresOn  time.Time `json:"expires_on"`
-	Claims     TokenInfo `json:"claims"`
+	// Credential names the credential asked; Source the member of a chain that answered.
+	Credential string `json:"credential"`
+	Source     string `json:"source,omitempty"`
+	// Scope is the scope asked for.
+	Scope string `json:"scope"`
+	// ExpiresOn is the expiry the credential reported.
+	ExpiresOn time.Time `json:"expires_on"`
+	// Claims are the decoded claims.
+	Claims TokenInfo `json:"claims"`
 	// Token is set only when GetTokenInfo is asked for the raw token.
 	Token string `json:"token,omitempty"`
 }
@@ -174,8 +179,8 @@ func GetTokenInfo(ctx context.Context, cred azcore.TokenCredential, name string,
 
 // CredentialError is a failed GetToken, explained.
 type CredentialError struct {
-	Cause, Fix string
-	Err        error
+	Cause, Fix string // what went wrong and what to do, never the token
+	Err        error  // the credential's error
 }
 
 func (e *CredentialError) Error() string { return e.Cause }
