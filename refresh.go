@@ -48,7 +48,7 @@ func (c *Credentials) run() {
 			if retry == nil {
 				retry = c.newBackoff(prev)
 			}
-			next = now.Add(c.retryDelay(retry, prev))
+			next = now.Add(c.retryDelay(retry, prev, now))
 			if err != nil {
 				c.failures++
 				c.lastErr, c.lastErrAt = err, now
@@ -92,15 +92,18 @@ func (c *Credentials) peek() *token {
 // installLocked makes tok the token in use, starts handing it to the live
 // connections, and returns when the next refresh is due. c.mu is held.
 func (c *Credentials) installLocked(tok *token, now time.Time) time.Time {
-	rotation := c.tok != nil
+	prev := c.tok
 	c.tok = tok
 	c.lastRefresh = now
 	c.failures, c.lastErr, c.lastErrAt = 0, nil, time.Time{}
 	next := c.refreshTime(tok)
 	c.nextRefresh = next
-	if rotation {
+	if prev != nil {
 		c.rotations++
-		c.dealLocked(tok.creds, c.set.timingFor(tok.life()).spread)
+		// The deal must end well before the previous token expires: after an
+		// outage little of its life may be left.
+		window := min(c.set.timingFor(tok.life()).spread, prev.expiresOn.Sub(now)/2)
+		c.dealLocked(tok.creds, max(window, 0))
 	}
 	return next
 }
@@ -140,13 +143,20 @@ func (c *Credentials) newBackoff(cur *token) *backoff.ExponentialBackOff {
 	return b
 }
 
-func (c *Credentials) retryDelay(b *backoff.ExponentialBackOff, cur *token) time.Duration {
+// retryDelay is the wait before the next attempt: the backoff's next step,
+// at most the retry bound, and at most a third of the life left to the token
+// in use, so that attempts come closer together as its expiry nears.
+func (c *Credentials) retryDelay(b *backoff.ExponentialBackOff, cur *token, now time.Time) time.Duration {
 	d := b.NextBackOff()
-	limit := c.set.retryMax
-	if cur != nil {
-		limit = c.set.timingFor(cur.life()).retryMax
+	if cur == nil {
+		return min(d, c.set.retryMax)
 	}
-	return min(d, limit)
+	tm := c.set.timingFor(cur.life())
+	d = min(d, tm.retryMax)
+	if left := cur.expiresOn.Sub(now); left > 0 {
+		d = min(d, max(left/3, tm.retryMin))
+	}
+	return d
 }
 
 // dealLocked hands creds to every subscribed listener, one after another,

@@ -7,8 +7,10 @@
 package claims
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -55,21 +57,16 @@ func Parse(raw string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: %s", ErrMalformed, describe(err))
 	}
 	var c Claims
-	var err error
-	exp, err := mc.GetExpirationTime()
+	exp, ok, err := numericDate(mc, "exp")
 	if err != nil {
-		return Claims{}, fmt.Errorf("%w: the exp claim is not a number", ErrMalformed)
+		return Claims{}, err
 	}
-	if exp == nil {
+	if !ok {
 		return Claims{}, fmt.Errorf("%w: no exp claim", ErrMalformed)
 	}
-	c.ExpiresAt = exp.Time
-	if nbf, err := mc.GetNotBefore(); err == nil && nbf != nil {
-		c.NotBefore = nbf.Time
-	}
-	if iat, err := mc.GetIssuedAt(); err == nil && iat != nil {
-		c.IssuedAt = iat.Time
-	}
+	c.ExpiresAt = exp
+	c.NotBefore, _, _ = numericDate(mc, "nbf")
+	c.IssuedAt, _, _ = numericDate(mc, "iat")
 	if aud, err := mc.GetAudience(); err == nil {
 		c.Audience = []string(aud)
 	}
@@ -95,6 +92,32 @@ func (c Claims) ClientID() string {
 		return c.AppID
 	}
 	return c.AuthorizedParty
+}
+
+// numericDate reads a JWT NumericDate (seconds since the epoch, possibly
+// fractional) to the millisecond. jwt's own getters round to whole seconds.
+func numericDate(mc jwt.MapClaims, name string) (time.Time, bool, error) {
+	v, ok := mc[name]
+	if !ok || v == nil {
+		return time.Time{}, false, nil
+	}
+	var f float64
+	switch n := v.(type) {
+	case float64:
+		f = n
+	case json.Number:
+		var err error
+		if f, err = n.Float64(); err != nil {
+			return time.Time{}, false, fmt.Errorf("%w: the %s claim is not a number", ErrMalformed, name)
+		}
+	default:
+		return time.Time{}, false, fmt.Errorf("%w: the %s claim is not a number", ErrMalformed, name)
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
+		return time.Time{}, false, fmt.Errorf("%w: the %s claim is out of range", ErrMalformed, name)
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(math.Round(frac*1e3))*int64(time.Millisecond)).UTC(), true, nil
 }
 
 func str(mc jwt.MapClaims, name string) string {
