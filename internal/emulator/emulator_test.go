@@ -190,3 +190,47 @@ func TestNewEndpointValidates(t *testing.T) {
 		}
 	}
 }
+
+// loopReader replays the same bytes forever.
+type loopReader struct {
+	b   []byte
+	off int
+}
+
+func (l *loopReader) Read(p []byte) (int, error) {
+	n := copy(p, l.b[l.off:])
+	l.off = (l.off + n) % len(l.b)
+	return n, nil
+}
+
+// The hot path (read a command, decide it needs no rewrite, forward it)
+// allocates nothing.
+func TestHotPathDoesNotAllocate(t *testing.T) {
+	in := encodeStrings([]string{"SET", "key:1", "value-0123456789"}) + encodeStrings([]string{"GET", "key:1"})
+	cr := newCmdReader(bufio.NewReaderSize(&loopReader{b: []byte(in)}, 32<<10))
+	bw := bufio.NewWriterSize(io.Discard, 32<<10)
+	pc := &proxyConn{}
+	allocs := testing.AllocsPerRun(1000, func() {
+		if err := cr.next(); err != nil {
+			t.Fatal(err)
+		}
+		if pc.special(cr) {
+			t.Fatal("GET/SET taken for special")
+		}
+		bw.Write(cr.raw)
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per command, want 0", allocs)
+	}
+}
+
+func BenchmarkCmdReader(b *testing.B) {
+	in := encodeStrings([]string{"SET", "key:1", "value-0123456789"}) + encodeStrings([]string{"GET", "key:1"})
+	cr := newCmdReader(bufio.NewReaderSize(&loopReader{b: []byte(in)}, 32<<10))
+	pc := &proxyConn{}
+	b.ReportAllocs()
+	for b.Loop() {
+		cr.next()
+		pc.special(cr)
+	}
+}
