@@ -407,3 +407,56 @@ func TestPlaintextRefusedForRemoteHosts(t *testing.T) {
 		t.Fatal("a TLS client talked to a plaintext server")
 	}
 }
+
+// TestClusterClient: the cluster client on a 3-master real Redis Cluster whose
+// topology names nodes by IP while the certificate names only the host. The
+// client is given no ServerName: it must verify every node against the seed's
+// host name, and keep working across rotations.
+func TestClusterClient(t *testing.T) {
+	cl := entraredistest.NewCluster(t, entraredistest.ClusterOptions{TokenLifetime: 4 * time.Second})
+	tc := cl.TLSConfig()
+	tc.ServerName = "" // as a user would leave it: entraredis sets it from the seed host
+	var reauthFailures atomic.Int64
+	rdb, err := entraredis.NewClusterClient(t.Context(), cl.Credential(), &redis.ClusterOptions{
+		Addrs:     cl.Addrs(),
+		TLSConfig: tc,
+	}, &entraredis.Options{Logger: quiet, OnReauthFailed: func(entraredis.ReauthFailed) { reauthFailures.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	ctx := t.Context()
+
+	d := 12 * time.Second
+	if testing.Short() {
+		d = 6 * time.Second
+	}
+	res := runLoad(ctx, rdb, 16, d, 1_000_000)
+	st := cl.Stats()
+	status := rdb.Status()
+	t.Logf("cluster %v: %d ops, %d errors, %d rotations, %d token requests, %d dials, %d re-AUTHs, %d closed for expiry",
+		d, res.ops, res.errs, status.Rotations, status.TokenRequests, st.Accepted, st.ReAuths, st.ExpiryCloses)
+	if res.errs != 0 {
+		t.Fatalf("%d errors: %v", res.errs, res.firstErrs)
+	}
+	if status.Rotations < 2 || st.ReAuths < status.Rotations {
+		t.Fatalf("%d rotations, %d re-AUTHs: connections were not moved to new tokens", status.Rotations, st.ReAuths)
+	}
+	if reauthFailures.Load() != 0 || st.RefusedAuths != 0 {
+		t.Fatalf("%d re-auth failures, %d refused AUTHs", reauthFailures.Load(), st.RefusedAuths)
+	}
+	// Every master served commands: the client followed the IP topology with
+	// certificates checked against "localhost".
+	for i, ns := range cl.NodeStats() {
+		if ns.Commands == 0 {
+			t.Fatalf("node %d (%s) served no command", i, cl.TopologyAddrs()[i])
+		}
+	}
+	// Watch and pub/sub go through the cluster too.
+	if err := rdb.Watch(ctx, func(tx *redis.Tx) error {
+		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error { p.Incr(ctx, "{w}n"); return nil })
+		return err
+	}, "{w}n"); err != nil {
+		t.Fatal(err)
+	}
+}
