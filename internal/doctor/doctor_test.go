@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/entraredis/entraredis/internal/claims"
 )
 
 func TestMain(m *testing.M) {
@@ -395,4 +397,48 @@ func TestAuthConnectionClosed(t *testing.T) {
 	rep, text, js := runFake(t, nil, ca, Config{Credential: &staticCred{token: tok}, Port: ln.Addr().(*net.TCPAddr).Port})
 	wantStep(t, rep, StepAuth, StatusFailed, "AUTH got no answer", "closed the connection")
 	assertNoSecret(t, tok, text, js)
+}
+
+func TestDescribeClaims(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	base := func() claims.Claims {
+		return claims.Claims{ObjectID: testOID, Audience: []string{"https://redis.azure.com/"}, ExpiresAt: now.Add(time.Hour), AppID: testAppID, Version: "1.0"}
+	}
+	cases := []struct {
+		name string
+		edit func(*claims.Claims)
+		want []string // substrings of the warnings' causes; none when empty
+	}{
+		{"good", func(*claims.Claims) {}, nil},
+		{"guid audience", func(c *claims.Claims) { c.Audience = []string{RedisAudienceGUID} }, nil},
+		{"no oid", func(c *claims.Claims) { c.ObjectID = "" }, []string{"no oid claim"}},
+		{"graph audience", func(c *claims.Claims) { c.Audience = []string{"https://graph.microsoft.com"} }, []string{`audience is "https://graph.microsoft.com"`}},
+		{"expires soon", func(c *claims.Claims) { c.ExpiresAt = now.Add(90 * time.Second) }, []string{"expires in 1m30s"}},
+		{"expired", func(c *claims.Claims) { c.ExpiresAt = now.Add(-time.Minute) }, []string{"expired at 2026-01-02T03:03:05Z (1m0s ago)"}},
+		{"not yet valid", func(c *claims.Claims) { c.NotBefore = now.Add(time.Minute) }, []string{"not valid before", "clock is behind"}},
+	}
+	for _, c := range cases {
+		cl := base()
+		c.edit(&cl)
+		ti := DescribeClaims(cl, now)
+		var causes []string
+		for _, w := range ti.Warnings {
+			causes = append(causes, w.Cause)
+			if w.Fix == "" {
+				t.Errorf("%s: a warning without a fix", c.name)
+			}
+		}
+		all := strings.Join(causes, "\n")
+		if len(c.want) == 0 && len(causes) > 0 {
+			t.Errorf("%s: unexpected warnings: %s", c.name, all)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(all, w) {
+				t.Errorf("%s: %q not in %q", c.name, w, all)
+			}
+		}
+	}
+	if s := DescribeClaims(base(), now).Summary(); !strings.Contains(s, "oid="+testOID) || !strings.Contains(s, "appid="+testAppID) || !strings.Contains(s, "(in 1h0m0s)") {
+		t.Errorf("summary: %s", s)
+	}
 }
