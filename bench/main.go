@@ -1,0 +1,251 @@
+// Command bench measures what Microsoft Entra authentication with entraredis
+// costs against plain go-redis with a static password, on a real
+// redis-server behind the entraredistest emulator (a TLS endpoint that checks
+// tokens and closes a connection when its token expires). It prints a table
+// and writes it, with the machine and the command line, to -out.
+//
+//	go run ./bench -out bench/RESULTS.md            # full run, about 12 minutes
+//	go run ./bench -smoke -out /tmp/smoke.md         # a few seconds
+//
+// Every run is bounded by its flags (durations, goroutines, connections).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// config bounds every section of a run.
+type config struct {
+	Sections string // comma-separated: steady,rotation,cold,scale
+	Protocol int
+
+	SteadyConc   []int
+	SteadyDur    time.Duration
+	SteadyRounds int
+	SteadyPool   int // 0: as many connections as goroutines
+
+	RotToken   time.Duration
+	RotDur     time.Duration // our client
+	RotCmpDur  time.Duration // the comparison providers
+	RotConc    []int
+	RotPool    []int
+	RotWindow  time.Duration
+	RotWarm    time.Duration
+	RotCompare bool
+
+	ColdGoroutines int
+
+	ScaleConns   int
+	ScaleToken   time.Duration
+	ScaleLoad    int
+	ScaleTimeout time.Duration
+	ScaleHold    time.Duration
+	ScaleCluster bool
+
+	Out string
+}
+
+func defaultConfig() config {
+	return config{
+		Sections:       "steady,rotation,cold,scale",
+		Protocol:       3,
+		SteadyConc:     []int{1, 8, 32, 128},
+		SteadyDur:      5 * time.Second,
+		SteadyRounds:   2,
+		RotToken:       6 * time.Second,
+		RotDur:         60 * time.Second,
+		RotCmpDur:      20 * time.Second,
+		RotConc:        []int{32, 128},
+		RotPool:        []int{10, 50},
+		RotWindow:      time.Second,
+		RotWarm:        500 * time.Millisecond,
+		RotCompare:     true,
+		ColdGoroutines: 200,
+		ScaleConns:     1000,
+		ScaleToken:     30 * time.Second,
+		ScaleLoad:      64,
+		ScaleTimeout:   60 * time.Second,
+		ScaleHold:      2 * time.Second,
+		ScaleCluster:   true,
+		Out:            "bench/RESULTS.md",
+	}
+}
+
+// smokeConfig is a run of a few seconds at tiny scale.
+func smokeConfig() config {
+	c := defaultConfig()
+	c.SteadyConc = []int{1, 8}
+	c.SteadyDur = 150 * time.Millisecond
+	c.SteadyRounds = 1
+	c.RotToken = 2 * time.Second
+	c.RotDur = 1500 * time.Millisecond
+	c.RotCmpDur = 500 * time.Millisecond
+	c.RotConc = []int{8}
+	c.RotPool = []int{4}
+	c.RotWindow = 250 * time.Millisecond
+	c.RotWarm = 100 * time.Millisecond
+	c.ColdGoroutines = 50
+	c.ScaleConns = 12
+	c.ScaleToken = 3 * time.Second
+	c.ScaleHold = 300 * time.Millisecond
+	c.ScaleLoad = 4
+	c.ScaleTimeout = 5 * time.Second
+	c.ScaleCluster = false
+	return c
+}
+
+type silentLogger struct{}
+
+func (silentLogger) Printf(context.Context, string, ...any) {}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func main() {
+	cfg := defaultConfig()
+	// -smoke picks the tiny defaults; size flags given explicitly still apply.
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	fs.Bool("smoke", false, "tiny run of a few seconds (size flags given explicitly still apply)")
+	for _, a := range os.Args[1:] {
+		if a == "-smoke" || a == "--smoke" || a == "-smoke=true" || a == "--smoke=true" {
+			cfg = smokeConfig()
+		}
+	}
+	bindFlags(fs, &cfg)
+	fs.Parse(os.Args[1:])
+
+	redis.SetLogger(silentLogger{})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := run(ctx, cfg, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	md := rep.markdown(cfg, "go run ./bench "+strings.Join(os.Args[1:], " "))
+	fmt.Print(md)
+	if cfg.Out != "" {
+		if err := os.WriteFile(cfg.Out, []byte(md), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		fmt.Fprintln(os.Stderr, "bench: wrote", cfg.Out)
+	}
+}
+
+func bindFlags(fs *flag.FlagSet, c *config) {
+	fs.StringVar(&c.Sections, "sections", c.Sections, "sections to run, comma-separated: steady,rotation,cold,scale")
+	fs.IntVar(&c.Protocol, "protocol", c.Protocol, "RESP protocol version (2 or 3)")
+	fs.Var((*intList)(&c.SteadyConc), "steady-conc", "steady state: goroutine counts")
+	fs.DurationVar(&c.SteadyDur, "steady-dur", c.SteadyDur, "steady state: duration of each client's turn")
+	fs.IntVar(&c.SteadyRounds, "steady-rounds", c.SteadyRounds, "steady state: A,B turns per goroutine count")
+	fs.IntVar(&c.SteadyPool, "steady-pool", c.SteadyPool, "steady state: pool size (0: as many as goroutines)")
+	fs.DurationVar(&c.RotToken, "rot-token", c.RotToken, "rotation: token lifetime")
+	fs.DurationVar(&c.RotDur, "rot-dur", c.RotDur, "rotation: duration of each run of our client")
+	fs.DurationVar(&c.RotCmpDur, "rot-cmp-dur", c.RotCmpDur, "rotation: duration of each run of the comparison providers")
+	fs.Var((*intList)(&c.RotConc), "rot-conc", "rotation: goroutine counts")
+	fs.Var((*intList)(&c.RotPool), "rot-pool", "rotation: pool sizes")
+	fs.DurationVar(&c.RotWindow, "rot-window", c.RotWindow, "rotation: the window after each rotation compared with the steady state")
+	fs.DurationVar(&c.RotWarm, "rot-warm", c.RotWarm, "rotation: unmeasured warm-up that fills the pool")
+	fs.BoolVar(&c.RotCompare, "rot-compare", c.RotCompare, "rotation: also run the naive streaming and CredentialsProviderContext providers")
+	fs.IntVar(&c.ColdGoroutines, "cold-goroutines", c.ColdGoroutines, "cold start: goroutines issuing their first command at once")
+	fs.IntVar(&c.ScaleConns, "scale-conns", c.ScaleConns, "scale: connections (split across the nodes of the cluster)")
+	fs.DurationVar(&c.ScaleToken, "scale-token", c.ScaleToken, "scale: token lifetime (the rotation comes at about half of it)")
+	fs.IntVar(&c.ScaleLoad, "scale-load", c.ScaleLoad, "scale: goroutines keeping the connections active")
+	fs.DurationVar(&c.ScaleTimeout, "scale-timeout", c.ScaleTimeout, "scale: bound on each wait (connections open, rotation, re-authentication)")
+	fs.DurationVar(&c.ScaleHold, "scale-hold", c.ScaleHold, "scale: how long each of the opening commands (WAIT) holds its connection")
+	fs.BoolVar(&c.ScaleCluster, "scale-cluster", c.ScaleCluster, "scale: also run on a 3-master cluster")
+	fs.StringVar(&c.Out, "out", c.Out, "write the Markdown table here (empty: stdout only)")
+}
+
+type intList []int
+
+func (l *intList) String() string {
+	if l == nil {
+		return ""
+	}
+	s := make([]string, len(*l))
+	for i, v := range *l {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *intList) Set(v string) error {
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("bad count %q", f)
+		}
+		out = append(out, n)
+	}
+	*l = out
+	return nil
+}
+
+func (c config) has(section string) bool {
+	for _, s := range strings.Split(c.Sections, ",") {
+		if strings.TrimSpace(s) == section {
+			return true
+		}
+	}
+	return false
+}
+
+// report is everything a run measured.
+type report struct {
+	Machine  machine
+	Steady   []steadyRow
+	Rotation []rotRow
+	Cold     []coldRow
+	Scale    []scaleRow
+	Started  time.Time
+	Took     time.Duration
+}
+
+// run runs the configured sections, logging progress to log.
+func run(ctx context.Context, cfg config, log io.Writer) (*report, error) {
+	rep := &report{Machine: readMachine(), Started: time.Now().UTC()}
+	logf := func(format string, args ...any) { fmt.Fprintf(log, "bench: "+format+"\n", args...) }
+	if cfg.has("steady") {
+		rows, err := runSteady(ctx, cfg, logf)
+		if err != nil {
+			return nil, fmt.Errorf("steady state: %w", err)
+		}
+		rep.Steady = rows
+	}
+	if cfg.has("rotation") {
+		rows, err := runRotations(ctx, cfg, logf)
+		if err != nil {
+			return nil, fmt.Errorf("rotation: %w", err)
+		}
+		rep.Rotation = rows
+	}
+	if cfg.has("cold") {
+		rows, err := runCold(ctx, cfg, logf)
+		if err != nil {
+			return nil, fmt.Errorf("cold start: %w", err)
+		}
+		rep.Cold = rows
+	}
+	if cfg.has("scale") {
+		rows, err := runScale(ctx, cfg, logf)
+		if err != nil {
+			return nil, fmt.Errorf("scale: %w", err)
+		}
+		rep.Scale = rows
+	}
+	rep.Took = time.Since(rep.Started)
+	return rep, ctx.Err()
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+)
+
+type machine struct {
+	CPUs       int
+	CPUModel   string
+	GoVersion  string
+	GoredisVer string
+	Redis      string
+	Kernel     string
+	MemTotal   string
+	GOMAXPROCS int
+	OS, Arch   string
+}
+
+func readMachine() machine {
+	m := machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), OS: runtime.GOOS, Arch: runtime.GOARCH, GoredisVer: "v9.23.0"}
+	m.CPUModel = firstField("/proc/cpuinfo", "model name")
+	m.MemTotal = firstField("/proc/meminfo", "MemTotal")
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	bin := os.Getenv("ENTRAREDIS_REDIS_SERVER")
+	if bin == "" {
+		bin = "redis-server"
+	}
+	if out, err := exec.Command(bin, "--version").Output(); err == nil {
+		m.Redis = strings.TrimSpace(string(out))
+	}
+	return m
+}
+
+func firstField(path, key string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "?"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+func ms(d time.Duration) string {
+	if d == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "**met**"
+	}
+	return "**missed**"
+}
+
+// markdown renders the report. cmd is the command line that produced it.
+func (r *report) markdown(cfg config, cmd string) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	m := r.Machine
+	w("# entraredis benchmark results\n\n")
+	w("Produced by `%s` on %s (took %s). Every figure below comes from this one run.\n\n", strings.TrimSpace(cmd), r.Started.Format("2006-01-02 15:04 UTC"), r.Took.Round(time.Second))
+	w("Machine: %d CPUs (`nproc`), GOMAXPROCS %d, %s, %s memory, Linux %s, %s/%s; %s; go-redis %s; %s. ",
+		m.CPUs, m.GOMAXPROCS, m.CPUModel, m.MemTotal, m.Kernel, m.OS, m.Arch, m.GoVersion, m.GoredisVer, m.Redis)
+	w("Client, emulator (TLS endpoint checking tokens, in the same process) and redis-server share these cores, so absolute figures are low and noisy; the comparisons are what count.\n\n")
+
+	r.targets(&b, cfg)
+
+	if len(r.Steady) > 0 {
+		w("## 1. Steady state (nothing rotates)\n\n")
+		w("GET/SET alternating, one 16-byte key per goroutine, RESP%d, TLS through the same emulator endpoint, 1-hour tokens. ", cfg.Protocol)
+		w("*plain* is go-redis with a static password (Username = the credential's oid, Password = one 24-hour token minted by the emulator's issuer). ")
+		w("Pool size = goroutines (or `-steady-pool`). The two clients take turns A,B,A,B (%d turns of %v each per client, after an unmeasured warm-up) so that drift on this noisy 2-core machine hits both alike; figures pool the turns.\n\n", r.Steady[0].Turns, cfg.SteadyDur)
+		w("| goroutines | pool | entraredis ops/s | plain ops/s | **ratio** | entraredis p50 | plain p50 | entraredis p99 | plain p99 | errors (ours/plain) |\n")
+		w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, s := range r.Steady {
+			w("| %d | %d | %.0f | %.0f | **%.3f** | %s | %s | %s | %s | %d / %d |\n", s.Goroutines, s.Pool, s.Ours.OpsPerSec, s.Plain.OpsPerSec, s.ratio(),
+				ms(s.Ours.P50), ms(s.Plain.P50), ms(s.Ours.P99), ms(s.Plain.P99), s.Ours.Errs, s.Plain.Errs)
+		}
+		w("\n")
+	}
+	if len(r.Rotation) > 0 {
+		w("## 2. Rotation under load\n\n")
+		w("Tokens of %v. entraredis rotates at about half the life (refresh margin capped at life/2, jitter up to a quarter of it) and hands the new token out over a spread window (%v here); ", cfg.RotToken, scaleSpread(cfg.RotToken))
+		w("the *naive streaming* provider (bench/providers.go, the go-redis-entraid approach) refreshes at 70%% of the life and calls OnNext on every connection at once; ")
+		w("*CredentialsProviderContext* refreshes at 70%% too but never re-authenticates a live connection, so the server closes each one when its token expires. ")
+		w("The pool is filled by an unmeasured %v warm-up; *dials* are every connection accepted during the measured run (beyond the warm pool). ", cfg.RotWarm)
+		w("*AUTHs* = first AUTH/HELLO of a new connection + re-AUTHs. Latency: *after* = commands that started within %v after each event (entraredis and naive: the new token's installation; CredentialsProviderContext: the previous token's expiry, when the server closes its connections); *steady* = every other command of the same run. Ratio = after p99 / steady p99.\n\n", cfg.RotWindow)
+		w("| client | G | pool | run | rotations | ops/s | errors | errors/rot | extra dials/rot | expiry closes/rot | token req/rot | AUTHs/rot | steady p99 | after p99 | **ratio** | worst window p99 | max after / steady |\n")
+		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, x := range r.Rotation {
+			w("| %s | %d | %d | %v | %d | %.0f | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s | **%.2f** | %s | %s / %s |\n",
+				x.Kind, x.Goroutines, x.Pool, x.Dur, x.Rotations, x.OpsPerSec, x.Errs, x.per(x.Errs), x.per(x.Dials), x.per(x.ExpiryCloses), x.per(x.TokenRequests), x.per(x.Auths),
+				ms(x.SteadyP99), ms(x.AfterP99), x.p99Ratio(), ms(x.WorstAfterP99), ms(x.AfterMax), ms(x.SteadyMax))
+		}
+		w("\n")
+		for _, x := range r.Rotation {
+			if len(x.FirstErrs) > 0 {
+				w("- %s G=%d pool=%d, first errors: `%s`\n", x.Kind, x.Goroutines, x.Pool, strings.Join(x.FirstErrs, "`; `"))
+			}
+		}
+		w("\n")
+	}
+	if len(r.Cold) > 0 {
+		w("## 3. Cold start\n\n")
+		w("A new client, then %d goroutines released at once, each issuing its first command (GET). Default pool size (10 × GOMAXPROCS). *setup* is the constructor (entraredis.NewClient waits for the first token); *first reply* is counted from the release.\n\n", r.Cold[0].Goroutines)
+		w("| variant | setup | first reply | all %d replies | constructor → first reply | token requests | tokens minted | dials | errors |\n", r.Cold[0].Goroutines)
+		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, c := range r.Cold {
+			w("| %s | %s | %s | %s | %s | %d | %d | %d | %d |\n", c.Variant, ms(c.Setup), ms(c.FirstReply), ms(c.AllReplies), ms(c.FromStart), c.TokenRequests, c.Minted, c.Dials, c.Errs)
+		}
+		w("\n")
+	}
+	if len(r.Scale) > 0 {
+		w("## 4. Scale: one rotation over many connections\n\n")
+		w("Pool size = %d connections (split evenly across the cluster's nodes), opened by as many concurrent blocking `WAIT 1 %d` commands; tokens of %v; then %d goroutines doing GET/SET keep every connection active (FIFO pool). ", cfg.ScaleConns, cfg.ScaleHold.Milliseconds(), cfg.ScaleToken, cfg.ScaleLoad)
+		w("*all re-authenticated* = from the new token's installation until the emulator had counted one re-AUTH per open connection. ")
+		w("Memory = live heap after GC with the connections open minus before, per connection (runtime.MemStats.HeapAlloc; the emulator runs in the same process and is the same for both clients); *added* = entraredis − plain.\n\n")
+		w("| topology | connections | hand-out window | all re-authenticated | re-AUTHs | dials | expiry closes | token requests | errors | heap/conn plain | heap/conn entraredis | **added/conn** |\n")
+		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, s := range r.Scale {
+			w("| %s | %d | %v | %s | %d | %d | %d | %d | %d | %.0f B | %.0f B | **%.0f B** |\n", s.Topology, s.Conns, s.Spread, ms(s.AllReauthed), s.ReAuths, s.Dials, s.ExpiryCloses, s.TokenRequests, s.Errs, s.PlainBytes, s.OursBytes, s.added())
+		}
+		for _, s := range r.Scale {
+			if s.Note != "" {
+				w("\n- %s: %s\n", s.Topology, s.Note)
+			}
+		}
+		w("\n")
+	}
+	return b.String()
+}
+
+// targets writes the issue's targets with the measured figure beside each.
+func (r *report) targets(b *strings.Builder, cfg config) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	w("## Targets\n\n| target | measured | |\n|---|---|---|\n")
+	if len(r.Steady) > 0 {
+		minR, where := 10.0, ""
+		var misses []string
+		for _, s := range r.Steady {
+			if s.ratio() < minR {
+				minR, where = s.ratio(), fmt.Sprintf("%d goroutines", s.Goroutines)
+			}
+			if s.ratio() < 0.98 {
+				misses = append(misses, fmt.Sprintf("%d: %.3f", s.Goroutines, s.ratio()))
+			}
+		}
+		detail := fmt.Sprintf("lowest %.3f (%s)", minR, where)
+		if len(misses) > 0 {
+			detail += "; below 0.98 at " + strings.Join(misses, ", ") + " goroutines"
+		}
+		w("| steady throughput ratio to plain go-redis ≥ 0.98 on every row | %s | %s |\n", detail, verdict(len(misses) == 0))
+	}
+	var ours []rotRow
+	for _, x := range r.Rotation {
+		if x.Kind == kindOurs {
+			ours = append(ours, x)
+		}
+	}
+	if len(ours) > 0 {
+		row := func(name string, f func(rotRow) float64, limit float64, format string) {
+			ok := true
+			var parts []string
+			for _, x := range ours {
+				v := f(x)
+				if v > limit+1e-9 {
+					ok = false
+				}
+				parts = append(parts, fmt.Sprintf("G%d/P%d: "+format, x.Goroutines, x.Pool, v))
+			}
+			w("| %s | %s | %s |\n", name, strings.Join(parts, "; "), verdict(ok))
+		}
+		row("per rotation: 0 command errors", func(x rotRow) float64 { return x.per(x.Errs) }, 0, "%.2f")
+		row("per rotation: 0 extra dials", func(x rotRow) float64 { return x.per(x.Dials) }, 0, "%.2f")
+		row("per rotation: 0 connections closed for expiry", func(x rotRow) float64 { return x.per(x.ExpiryCloses) }, 0, "%.2f")
+		row("per rotation: 1 token request", func(x rotRow) float64 { return x.per(x.TokenRequests) }, 1, "%.2f")
+		row("p99 in the second after a rotation ≤ 1.2 × steady p99", func(x rotRow) float64 { return x.p99Ratio() }, 1.2, "%.2f×")
+	}
+	for _, c := range r.Cold {
+		if c.Variant == "entraredis.NewClient" {
+			w("| cold start (%d goroutines): 1 token request | %d request(s), first reply %s after release | %s |\n", c.Goroutines, c.TokenRequests, ms(c.FirstReply), verdict(c.TokenRequests == 1))
+		}
+	}
+	w("\n")
+}

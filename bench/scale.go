@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/entraredis/entraredis"
+	"github.com/entraredis/entraredis/entraredistest"
+)
+
+type scaleRow struct {
+	Topology      string
+	Conns         int64 // connections open when the rotation came
+	Spread        time.Duration
+	AllReauthed   time.Duration // from the token's installation to the last connection's re-AUTH
+	ReAuths       int64
+	Dials         int64 // during the rotation
+	ExpiryCloses  int64
+	TokenRequests int64
+	Errs          int64
+	PlainBytes    float64 // heap per connection, plain go-redis with a static password
+	OursBytes     float64 // heap per connection, entraredis
+	Note          string
+}
+
+func (r scaleRow) added() float64 { return r.OursBytes - r.PlainBytes }
+
+// endpoint is what the scale run needs of a Server or a Cluster.
+type endpoint interface {
+	Stats() entraredistest.Stats
+	Credential() *entraredistest.Credential
+	Issuer() *entraredistest.Issuer
+	Close() error
+}
+
+func runScale(ctx context.Context, cfg config, logf func(string, ...any)) ([]scaleRow, error) {
+	var rows []scaleRow
+	row, err := scaleOne(ctx, cfg, false, logf)
+	if err != nil {
+		return rows, fmt.Errorf("standalone: %w", err)
+	}
+	rows = append(rows, row)
+	if cfg.ScaleCluster {
+		row, err := scaleOne(ctx, cfg, true, logf)
+		if err != nil {
+			return rows, fmt.Errorf("cluster: %w", err)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func heap() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// waitFor polls cond every 10 ms until it holds or d passes.
+func waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, ...any)) (scaleRow, error) {
+	row := scaleRow{Topology: "standalone"}
+	var (
+		ep      endpoint
+		srv     *entraredistest.Server
+		cl      *entraredistest.Cluster
+		perNode = cfg.ScaleConns
+		nodes   = 1
+		err     error
+	)
+	if cluster {
+		row.Topology = "cluster (3 masters)"
+		cl, err = entraredistest.StartCluster(entraredistest.ClusterOptions{TokenLifetime: cfg.ScaleToken})
+		if err != nil {
+			return row, err
+		}
+		ep = cl
+		nodes = len(cl.Addrs())
+		perNode = (cfg.ScaleConns + nodes - 1) / nodes
+	} else {
+		srv, err = startServer(cfg.ScaleToken)
+		if err != nil {
+			return row, err
+		}
+		ep = srv
+	}
+	defer ep.Close()
+	cred := ep.Credential()
+	pass, err := staticPassword(ep.Issuer(), cred.ObjectID())
+	if err != nil {
+		return row, err
+	}
+	want := int64(perNode * nodes)
+	open := func() bool { return ep.Stats().Open >= want }
+	closed := func() bool { return ep.Stats().Open == 0 }
+
+	// fill opens the connections: perNode goroutines per node each hold a
+	// connection with a blocking WAIT (no replicas, so it waits out its
+	// timeout), so that the pool dials them all. MinIdleConns is not used: our
+	// client copies it to its second (Conn/Watch/pub-sub) pool too.
+	fill := func(rdb redis.UniversalClient) error {
+		hold := func(ctx context.Context, n redis.Cmdable, k int) error {
+			var wg sync.WaitGroup
+			errs := make(chan error, k)
+			for range k {
+				wg.Go(func() {
+					if err := n.(interface {
+						Do(context.Context, ...any) *redis.Cmd
+					}).Do(ctx, "WAIT", 1, cfg.ScaleHold.Milliseconds()).Err(); err != nil {
+						errs <- err
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			return <-errs
+		}
+		if c, ok := rdb.(interface {
+			ForEachMaster(context.Context, func(context.Context, *redis.Client) error) error
+		}); ok && cluster {
+			return c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return hold(ctx, n, perNode) })
+		}
+		return hold(ctx, rdb, perNode)
+	}
+
+	// Memory: plain go-redis with a static password, then ours, each holding
+	// the same number of connections.
+	measure := func(mk func() (redis.UniversalClient, func(), error)) (float64, redis.UniversalClient, func(), error) {
+		if !waitFor(ctx, cfg.ScaleTimeout, closed) {
+			return 0, nil, nil, fmt.Errorf("connections of the previous client still open: %d", ep.Stats().Open)
+		}
+		h0 := heap()
+		rdb, closeFn, err := mk()
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		if err := fill(rdb); err != nil {
+			closeFn()
+			return 0, nil, nil, err
+		}
+		if !waitFor(ctx, cfg.ScaleTimeout, open) {
+			closeFn()
+			return 0, nil, nil, fmt.Errorf("only %d of %d connections opened within %v", ep.Stats().Open, want, cfg.ScaleTimeout)
+		}
+		h1 := heap()
+		return (float64(h1) - float64(h0)) / float64(want), rdb, closeFn, nil
+	}
+	plainMk := func() (redis.UniversalClient, func(), error) {
+		var c redis.UniversalClient
+		if cluster {
+			c = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), TLSConfig: cl.TLSConfig(), Protocol: cfg.Protocol,
+				PoolSize: perNode, Username: cred.ObjectID(), Password: pass})
+		} else {
+			c = redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol,
+				PoolSize: perNode, Username: cred.ObjectID(), Password: pass})
+		}
+		return c, func() { c.Close() }, nil
+	}
+	var mu sync.Mutex
+	var installed []time.Time
+	oursOpts := &entraredis.Options{Logger: quiet, OnTokenRefreshed: func(entraredis.TokenRefreshed) {
+		mu.Lock()
+		installed = append(installed, time.Now())
+		mu.Unlock()
+	}}
+	var oursC *entraredis.Client
+	var oursCC *entraredis.ClusterClient
+	oursMk := func() (redis.UniversalClient, func(), error) {
+		if cluster {
+			c, err := entraredis.NewClusterClient(ctx, cred, &redis.ClusterOptions{Addrs: cl.Addrs(), TLSConfig: cl.TLSConfig(), Protocol: cfg.Protocol,
+				PoolSize: perNode}, oursOpts)
+			if err != nil {
+				return nil, nil, err
+			}
+			oursCC = c
+			return c, func() { c.Close() }, nil
+		}
+		c, err := entraredis.NewClient(ctx, cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol,
+			PoolSize: perNode}, oursOpts)
+		if err != nil {
+			return nil, nil, err
+		}
+		oursC = c
+		return c, func() { c.Close() }, nil
+	}
+	status := func() entraredis.Status {
+		if oursCC != nil {
+			return oursCC.Status()
+		}
+		return oursC.Status()
+	}
+
+	pb, prdb, pclose, err := measure(plainMk)
+	if err != nil {
+		return row, fmt.Errorf("plain: %w", err)
+	}
+	_ = prdb
+	pclose()
+	ob, rdb, oclose, err := measure(oursMk)
+	if err != nil {
+		return row, fmt.Errorf("entraredis: %w", err)
+	}
+	defer oclose()
+	row.PlainBytes, row.OursBytes = pb, ob
+	if status().Rotations > 0 {
+		row.Note = "the rotation came before every connection was open: raise -scale-token"
+	}
+
+	// Keep every connection active (the pool is FIFO: each command takes the
+	// connection idle the longest) and wait for one rotation.
+	lctx, stopLoad := context.WithCancel(ctx)
+	var load *loadResult
+	var lwg sync.WaitGroup
+	lwg.Go(func() {
+		load = runLoad(lctx, rdb, cfg.ScaleLoad, 2*cfg.ScaleTimeout+cfg.ScaleToken, time.Now(), "scale")
+	})
+	defer func() { stopLoad(); lwg.Wait() }()
+
+	st0 := ep.Stats()
+	req0 := cred.Requests()
+	rot0 := status().Rotations
+	if !waitFor(ctx, cfg.ScaleToken+cfg.ScaleTimeout, func() bool { return status().Rotations > rot0 }) {
+		return row, fmt.Errorf("no rotation within %v", cfg.ScaleToken+cfg.ScaleTimeout)
+	}
+	mu.Lock()
+	rotAt := installed[len(installed)-1]
+	mu.Unlock()
+	atRot := ep.Stats()
+	row.Conns = atRot.Open
+	var last time.Time
+	ok := waitFor(ctx, cfg.ScaleTimeout, func() bool {
+		s := ep.Stats()
+		if s.ReAuths-st0.ReAuths >= row.Conns {
+			last = time.Now()
+			return true
+		}
+		return false
+	})
+	end := ep.Stats()
+	row.ReAuths = end.ReAuths - st0.ReAuths
+	if !ok {
+		row.Note = fmt.Sprintf("only %d of %d connections re-authenticated within %v", row.ReAuths, row.Conns, cfg.ScaleTimeout)
+	} else {
+		row.AllReauthed = last.Sub(rotAt)
+	}
+	row.Spread = scaleSpread(cfg.ScaleToken)
+	stopLoad()
+	lwg.Wait()
+	end = ep.Stats()
+	row.Dials = end.Accepted - st0.Accepted
+	row.ExpiryCloses = end.ExpiryCloses - st0.ExpiryCloses
+	row.TokenRequests = cred.Requests() - req0
+	row.Errs = load.errs
+	logf("scale %-20s %d conns: all re-authenticated %v after the rotation (spread %v), %d dials, %d expiry closes, %d token requests, %d errors; heap/conn plain %.0f B, entraredis %.0f B",
+		row.Topology, row.Conns, row.AllReauthed, row.Spread, row.Dials, row.ExpiryCloses, row.TokenRequests, row.Errs, row.PlainBytes, row.OursBytes)
+	return row, nil
+}
+
+// scaleSpread is the hand-out window entraredis uses for tokens of life: the
+// default ReauthSpread capped at a quarter of the refresh margin (half the
+// life), see options.go timingFor.
+func scaleSpread(life time.Duration) time.Duration {
+	margin := min(entraredis.DefaultRefreshBefore, life/2)
+	return min(entraredis.DefaultReauthSpread, margin/4)
+}
