@@ -160,6 +160,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer, e e
 	if h, p, ok := splitHostPort(*host); ok && *port == 0 {
 		*host, *port = h, p
 	}
+	*host = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(*host, "rediss://"), "redis://"), "/")
 	roots := e.rootCAs
 	if *caFile != "" {
 		pem, err := os.ReadFile(*caFile)
@@ -204,8 +205,9 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer, e e
 	return exitOK
 }
 
-// splitHostPort accepts --host NAME:PORT.
+// splitHostPort accepts --host NAME:PORT (and rediss://NAME:PORT).
 func splitHostPort(s string) (string, int, bool) {
+	s = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s, "rediss://"), "redis://"), "/")
 	i := strings.LastIndex(s, ":")
 	if i <= 0 || strings.Count(s, ":") > 1 {
 		return "", 0, false

@@ -338,3 +338,22 @@ func TestDemoInProcess(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+func TestSplitHostPort(t *testing.T) {
+	for in, want := range map[string]string{
+		"c.redis.cache.windows.net:6380":               "c.redis.cache.windows.net 6380",
+		"rediss://c.westeurope.redis.azure.net:10000/": "c.westeurope.redis.azure.net 10000",
+		"c.redis.cache.windows.net":                    "",
+		"[::1]:6380":                                   "",
+		"c:notaport":                                   "",
+	} {
+		h, p, ok := splitHostPort(in)
+		got := ""
+		if ok {
+			got = h + " " + strconv.Itoa(p)
+		}
+		if got != want {
+			t.Errorf("splitHostPort(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
