@@ -1,7 +1,10 @@
 package entraredistest
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 
 	"github.com/alicebob/miniredis/v2"
@@ -21,8 +24,11 @@ func findRedisServer(explicit string) (string, error) {
 }
 
 // redisServerBackend is a redis-server process with one ACL user per role.
+// It also listens on a Unix socket, which the endpoint uses (cheaper than
+// TCP loopback); BackendAddr stays the TCP address.
 type redisServerBackend struct {
-	p *redisproc.Process
+	p       *redisproc.Process
+	sockDir string
 }
 
 func startRedisServer(path string, users map[string]emulator.BackendUser) (backendImpl, error) {
@@ -37,11 +43,19 @@ func startRedisServer(path string, users map[string]emulator.BackendUser) (backe
 		u := users[role]
 		us = append(us, redisproc.User{Name: u.Name, Password: u.Password, Rules: roleRules[Role(role)]})
 	}
-	p, err := redisproc.Start(redisproc.Config{RedisServer: path, Users: us})
+	sockDir, err := os.MkdirTemp("", "entraredistest-")
 	if err != nil {
+		return nil, fmt.Errorf("entraredistest: socket dir: %w", err)
+	}
+	p, err := redisproc.Start(redisproc.Config{RedisServer: path, Users: us, ExtraConfig: []string{
+		"unixsocket " + filepath.Join(sockDir, "redis.sock"),
+		"unixsocketperm 700",
+	}})
+	if err != nil {
+		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("entraredistest: start redis-server: %w", err)
 	}
-	return &redisServerBackend{p: p}, nil
+	return &redisServerBackend{p: p, sockDir: sockDir}, nil
 }
 
 func sortedRoles(users map[string]emulator.BackendUser) []string {
@@ -53,9 +67,14 @@ func sortedRoles(users map[string]emulator.BackendUser) []string {
 	return roles
 }
 
-func (b *redisServerBackend) addr() string          { return b.p.Addr() }
-func (b *redisServerBackend) restart() error        { return b.p.Restart() }
-func (b *redisServerBackend) close() error          { return b.p.Close() }
+func (b *redisServerBackend) addr() string   { return b.p.Addr() }
+func (b *redisServerBackend) restart() error { return b.p.Restart() }
+func (b *redisServerBackend) close() error {
+	return errors.Join(b.p.Close(), os.RemoveAll(b.sockDir))
+}
+func (b *redisServerBackend) endpointAddr() (string, string) {
+	return "unix", filepath.Join(b.sockDir, "redis.sock")
+}
 func (b *redisServerBackend) kind() Backend         { return BackendRedisServer }
 func (b *redisServerBackend) limitations() []string { return nil }
 
@@ -86,8 +105,9 @@ func startMiniredis(users map[string]emulator.BackendUser) (backendImpl, error) 
 	return &miniBackend{m: m}, nil
 }
 
-func (b *miniBackend) addr() string          { return b.m.Addr() }
-func (b *miniBackend) restart() error        { b.m.Close(); return b.m.Restart() }
-func (b *miniBackend) close() error          { b.m.Close(); return nil }
-func (b *miniBackend) kind() Backend         { return BackendInProcess }
-func (b *miniBackend) limitations() []string { return append([]string(nil), miniLimitations...) }
+func (b *miniBackend) addr() string                   { return b.m.Addr() }
+func (b *miniBackend) restart() error                 { b.m.Close(); return b.m.Restart() }
+func (b *miniBackend) close() error                   { b.m.Close(); return nil }
+func (b *miniBackend) endpointAddr() (string, string) { return "tcp", b.m.Addr() }
+func (b *miniBackend) kind() Backend                  { return BackendInProcess }
+func (b *miniBackend) limitations() []string          { return append([]string(nil), miniLimitations...) }

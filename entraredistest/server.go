@@ -87,7 +87,8 @@ type Server struct {
 
 // backendImpl is a running backend Redis.
 type backendImpl interface {
-	addr() string
+	addr() string                   // TCP address
+	endpointAddr() (string, string) // network and address the endpoint dials
 	restart() error
 	close() error
 	kind() Backend
@@ -207,13 +208,15 @@ func Start(opts Options) (*Server, error) {
 	}
 	s.be = be
 
+	network, baddr := be.endpointAddr()
 	cfg := emulator.EndpointConfig{
-		Addr:         "127.0.0.1:0",
-		Authenticate: authenticator(s.issuer, s.dir),
-		BackendAddr:  be.addr(),
-		Users:        s.users,
-		Grace:        opts.Grace,
-		FixWrongPass: be.kind() == BackendInProcess,
+		Addr:           "127.0.0.1:0",
+		Authenticate:   authenticator(s.issuer, s.dir),
+		BackendAddr:    baddr,
+		BackendNetwork: network,
+		Users:          s.users,
+		Grace:          opts.Grace,
+		FixWrongPass:   be.kind() == BackendInProcess,
 
 		NoAuthWhileSubscribed: be.kind() == BackendInProcess,
 		Logf:                  opts.Logf,
@@ -336,7 +339,8 @@ func (s *Server) RestartBackend() error {
 	if err := s.be.restart(); err != nil {
 		return fmt.Errorf("entraredistest: restart backend: %w", err)
 	}
-	s.ep.SetBackendAddr(s.be.addr())
+	_, baddr := s.be.endpointAddr()
+	s.ep.SetBackendAddr(baddr)
 	return nil
 }
 

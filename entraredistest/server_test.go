@@ -513,8 +513,9 @@ func TestCloseRemovesProcessAndFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := srv.be.(*redisServerBackend).p
-	pid, dir := p.Pid(), p.Dir()
+	rb := srv.be.(*redisServerBackend)
+	p := rb.p
+	pid, dir, sockDir := p.Pid(), p.Dir(), rb.sockDir
 	if pid <= 0 {
 		t.Fatalf("pid = %d", pid)
 	}
@@ -527,8 +528,10 @@ func TestCloseRemovesProcessAndFiles(t *testing.T) {
 	if err := srv.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Fatalf("backend dir %s still there after Close (%v)", dir, err)
+	for _, d := range []string{dir, sockDir} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Fatalf("backend dir %s still there after Close (%v)", d, err)
+		}
 	}
 	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); !os.IsNotExist(err) {
 		t.Fatalf("redis-server pid %d still exists after Close", pid)

@@ -75,6 +75,9 @@ type EndpointConfig struct {
 	Authenticate func(username, token string) (Identity, error)
 	// BackendAddr is the backend Redis' address (required; see SetBackendAddr).
 	BackendAddr string
+	// BackendNetwork is "tcp" (the default) or "unix" (BackendAddr is then
+	// a socket path: cheaper than TCP loopback).
+	BackendNetwork string
 	// Users maps each role to a backend ACL user (required).
 	Users map[string]BackendUser
 	// Grace is added to a token's expiry before its connection is closed. Default 0.
@@ -121,6 +124,9 @@ func NewEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.BackendNetwork == "" {
+		cfg.BackendNetwork = "tcp"
 	}
 	ln := cfg.Listener
 	if ln == nil {
@@ -300,7 +306,7 @@ func (c *proxyConn) serve() {
 	}
 	d := net.Dialer{Timeout: 5 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	bc, err := d.DialContext(ctx, "tcp", c.e.BackendAddr())
+	bc, err := d.DialContext(ctx, c.e.cfg.BackendNetwork, c.e.BackendAddr())
 	cancel()
 	if err != nil {
 		c.e.cfg.Logf("emulator: dial backend: %v", err)
