@@ -25,6 +25,12 @@ type scaleRow struct {
 	Errs          int64
 	PlainBytes    float64 // heap per connection, plain go-redis with a static password
 	OursBytes     float64 // heap per connection, entraredis
+	// live heap per connection allocated under entraredis' root package and
+	// under go-redis' streaming credentials code (exact allocation profile)
+	ProfEntraredis, ProfStreaming float64
+	// progress of the re-authentication: from the installation until half,
+	// 90% and 99% of the connections were re-authenticated
+	T50, T90, T99 time.Duration
 	Note          string
 }
 
@@ -142,25 +148,32 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 
 	// Memory: plain go-redis with a static password, then ours, each holding
 	// the same number of connections.
-	measure := func(mk func() (redis.UniversalClient, func(), error)) (float64, redis.UniversalClient, func(), error) {
+	measure := func(mk func() (redis.UniversalClient, func(), error)) (float64, providerHeap, redis.UniversalClient, func(), error) {
+		var ph providerHeap
 		if !waitFor(ctx, cfg.ScaleTimeout, closed) {
-			return 0, nil, nil, fmt.Errorf("connections of the previous client still open: %d", ep.Stats().Open)
+			return 0, ph, nil, nil, fmt.Errorf("connections of the previous client still open: %d", ep.Stats().Open)
 		}
 		h0 := heap()
 		rdb, closeFn, err := mk()
 		if err != nil {
-			return 0, nil, nil, err
+			return 0, ph, nil, nil, err
 		}
-		if err := fill(rdb); err != nil {
+		// The client exists: profile only the opening of the connections.
+		ph, err = withExactProfile(func() error {
+			if err := fill(rdb); err != nil {
+				return err
+			}
+			if !waitFor(ctx, cfg.ScaleTimeout, open) {
+				return fmt.Errorf("only %d of %d connections opened within %v", ep.Stats().Open, want, cfg.ScaleTimeout)
+			}
+			return nil
+		})
+		if err != nil {
 			closeFn()
-			return 0, nil, nil, err
-		}
-		if !waitFor(ctx, cfg.ScaleTimeout, open) {
-			closeFn()
-			return 0, nil, nil, fmt.Errorf("only %d of %d connections opened within %v", ep.Stats().Open, want, cfg.ScaleTimeout)
+			return 0, ph, nil, nil, err
 		}
 		h1 := heap()
-		return (float64(h1) - float64(h0)) / float64(want), rdb, closeFn, nil
+		return (float64(h1) - float64(h0)) / float64(want), ph, rdb, closeFn, nil
 	}
 	plainMk := func() (redis.UniversalClient, func(), error) {
 		var c redis.UniversalClient
@@ -207,18 +220,19 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 		return oursC.Status()
 	}
 
-	pb, prdb, pclose, err := measure(plainMk)
+	pb, _, _, pclose, err := measure(plainMk)
 	if err != nil {
 		return row, fmt.Errorf("plain: %w", err)
 	}
-	_ = prdb
 	pclose()
-	ob, rdb, oclose, err := measure(oursMk)
+	ob, ph, rdb, oclose, err := measure(oursMk)
 	if err != nil {
 		return row, fmt.Errorf("entraredis: %w", err)
 	}
 	defer oclose()
 	row.PlainBytes, row.OursBytes = pb, ob
+	row.ProfEntraredis = float64(ph.Entraredis) / float64(want)
+	row.ProfStreaming = float64(ph.Streaming) / float64(want)
 	if status().Rotations > 0 {
 		row.Note = "the rotation came before every connection was open: raise -scale-token"
 	}
@@ -247,7 +261,18 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 	var last time.Time
 	ok := waitFor(ctx, cfg.ScaleTimeout, func() bool {
 		s := ep.Stats()
-		if s.ReAuths-st0.ReAuths >= row.Conns {
+		done := s.ReAuths - st0.ReAuths
+		since := time.Since(rotAt)
+		if row.T50 == 0 && done*2 >= row.Conns {
+			row.T50 = since
+		}
+		if row.T90 == 0 && done*10 >= row.Conns*9 {
+			row.T90 = since
+		}
+		if row.T99 == 0 && done*100 >= row.Conns*99 {
+			row.T99 = since
+		}
+		if done >= row.Conns {
 			last = time.Now()
 			return true
 		}
@@ -268,8 +293,8 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 	row.ExpiryCloses = end.ExpiryCloses - st0.ExpiryCloses
 	row.TokenRequests = cred.Requests() - req0
 	row.Errs = load.errs
-	logf("scale %-20s %d conns: all re-authenticated %v after the rotation (spread %v), %d dials, %d expiry closes, %d token requests, %d errors; heap/conn plain %.0f B, entraredis %.0f B",
-		row.Topology, row.Conns, row.AllReauthed, row.Spread, row.Dials, row.ExpiryCloses, row.TokenRequests, row.Errs, row.PlainBytes, row.OursBytes)
+	logf("scale %-20s %d conns: all re-authenticated %v after the rotation (spread %v), %d dials, %d expiry closes, %d token requests, %d errors; heap/conn plain %.0f B, entraredis %.0f B (profile: entraredis %.0f B, go-redis streaming %.0f B); 50/90/99%%: %v/%v/%v",
+		row.Topology, row.Conns, row.AllReauthed, row.Spread, row.Dials, row.ExpiryCloses, row.TokenRequests, row.Errs, row.PlainBytes, row.OursBytes, row.ProfEntraredis, row.ProfStreaming, row.T50, row.T90, row.T99)
 	return row, nil
 }
 
