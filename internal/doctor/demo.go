@@ -124,8 +124,12 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (DemoResult, erro
 		fmt.Fprintf(w, " (%s; not emulated: %s)\n", why, strings.Join(res.Limitations, "; "))
 	}
 	cred := srv.Credential()
-	fmt.Fprintf(w, "principal %s (Data Owner), tokens of %s; load: %d goroutines of GET/SET for %s\n",
-		cred.ObjectID(), cfg.TokenLifetime, cfg.Concurrency, cfg.Duration)
+	// A pool larger than the load: with every connection busy (goroutines >=
+	// pool size), go-redis dials a new connection for each one a rotation
+	// marks, about one dial per pooled connection per rotation.
+	poolSize := 2 * cfg.Concurrency
+	fmt.Fprintf(w, "principal %s (Data Owner), tokens of %s; load: %d goroutines of GET/SET for %s, pool of %d connections\n",
+		cred.ObjectID(), cfg.TokenLifetime, cfg.Concurrency, cfg.Duration, poolSize)
 
 	var reauthFailed, refreshFailed atomic.Int64
 	lt := cfg.TokenLifetime
@@ -143,7 +147,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (DemoResult, erro
 		},
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	client, err := entraredis.NewClient(startCtx, cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), PoolSize: cfg.Concurrency}, opts)
+	client, err := entraredis.NewClient(startCtx, cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), PoolSize: poolSize}, opts)
 	cancel()
 	if err != nil {
 		return res, fmt.Errorf("create the client: %w", err)
