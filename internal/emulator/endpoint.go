@@ -275,7 +275,6 @@ type proxyConn struct {
 	e      *Endpoint
 	raw    net.Conn // the accepted TCP connection
 	client net.Conn // raw, or the TLS server on top of it
-	closed atomic.Bool
 
 	mu       sync.Mutex
 	backend  net.Conn
