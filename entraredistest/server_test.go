@@ -634,3 +634,30 @@ func TestReAuthInSubscribeMode(t *testing.T) {
 		}
 	})
 }
+
+// Redis queues AUTH inside MULTI: the new identity and deadline apply at
+// EXEC, not at all after DISCARD.
+func TestAuthInsideMulti(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b Backend) {
+		srv := NewServer(t, Options{Backend: b})
+		first := srv.Credential()
+		second := srv.NewCredential(CredentialOptions{})
+		rc := dialRaw(t, srv)
+		rc.do("AUTH", first.ObjectID(), token(t, first))
+		rc.send([]string{"MULTI"}, []string{"AUTH", second.ObjectID(), token(t, second)}, []string{"DISCARD"}, []string{"ACL", "WHOAMI"})
+		for i, want := range []string{"+OK\r\n", "+QUEUED\r\n", "+OK\r\n", bulk(first.ObjectID())} {
+			if got := rc.reply(); got != want {
+				t.Fatalf("DISCARD pipeline reply %d = %q, want %q", i, got, want)
+			}
+		}
+		rc.send([]string{"MULTI"}, []string{"AUTH", second.ObjectID(), token(t, second)}, []string{"EXEC"}, []string{"ACL", "WHOAMI"})
+		for i, want := range []string{"+OK\r\n", "+QUEUED\r\n", "*1\r\n+OK\r\n", bulk(second.ObjectID())} {
+			if got := rc.reply(); got != want {
+				t.Fatalf("EXEC pipeline reply %d = %q, want %q", i, got, want)
+			}
+		}
+		if st := srv.Stats(); st.Auths != 1 || st.ReAuths != 1 {
+			t.Fatalf("Stats = %+v, want Auths 1, ReAuths 1", st)
+		}
+	})
+}

@@ -285,8 +285,10 @@ type proxyConn struct {
 	isClosed bool
 
 	// Used by the forwarding goroutine only.
-	proto int                 // 2 or 3, as last set by HELLO
-	subs  map[string]struct{} // kind byte + channel, while subscribed
+	proto   int                 // 2 or 3, as last set by HELLO
+	subs    map[string]struct{} // kind byte + channel, while subscribed
+	inMulti bool                // MULTI sent on an authenticated connection
+	pending []Identity          // valid AUTHs queued in the transaction
 }
 
 func (c *proxyConn) serve() {
@@ -428,9 +430,11 @@ func (c *proxyConn) special(cr *cmdReader) bool {
 	case 3:
 		return isCmd(name, "ACL")
 	case 4:
-		return isCmd(name, "AUTH")
+		return isCmd(name, "AUTH") || isCmd(name, "EXEC")
 	case 5:
-		return isCmd(name, "HELLO") || isCmd(name, "RESET")
+		return isCmd(name, "HELLO") || isCmd(name, "RESET") || isCmd(name, "MULTI")
+	case 7:
+		return isCmd(name, "DISCARD")
 	case 9, 10, 11, 12:
 		return c.trackSubscriptions(cr)
 	}
@@ -558,7 +562,21 @@ func (c *proxyConn) rewrite(cr *cmdReader) {
 				cr.encode([][]byte{[]byte("ECHO"), []byte(oid)})
 			}
 		}
+	case isCmd(name, "MULTI"):
+		c.mu.Lock()
+		c.inMulti = c.inMulti || (n == 1 && c.authed)
+		c.mu.Unlock()
+	case isCmd(name, "EXEC"):
+		// An aborted transaction (EXECABORT) is not told apart: its AUTHs
+		// are applied too. Rare enough for an emulator.
+		for _, id := range c.pending {
+			c.apply(id)
+		}
+		c.inMulti, c.pending = false, nil
+	case isCmd(name, "DISCARD"):
+		c.inMulti, c.pending = false, nil
 	case isCmd(name, "RESET"):
+		c.inMulti, c.pending = false, nil
 		if n == 1 {
 			c.mu.Lock()
 			c.authed, c.oid = false, ""
@@ -591,6 +609,17 @@ func (c *proxyConn) authenticate(user, token []byte) (buser, bpw []byte, ok bool
 		c.e.cfg.Logf("emulator: AUTH refused for %q: role %q has no backend user", user, id.Role)
 		return nil, nil, false
 	}
+	if c.inMulti {
+		// Redis queues AUTH inside MULTI and runs it at EXEC.
+		c.pending = append(c.pending, id)
+	} else {
+		c.apply(id)
+	}
+	return []byte(bu.Name), []byte(bu.Password), true
+}
+
+// apply makes id the connection's identity and moves its deadline.
+func (c *proxyConn) apply(id Identity) {
 	deadline := id.Expires.Add(c.e.cfg.Grace)
 	c.mu.Lock()
 	if c.authed {
@@ -608,7 +637,6 @@ func (c *proxyConn) authenticate(user, token []byte) (buser, bpw []byte, ok bool
 		c.timer.Reset(wait)
 	}
 	c.mu.Unlock()
-	return []byte(bu.Name), []byte(bu.Password), true
 }
 
 // expire runs when the deadline timer fires. A re-AUTH may have moved the
