@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -86,12 +87,20 @@ func (b *basicCredentials) BasicAuth() (string, string) { return b.username, b.p
 func (b *basicCredentials) RawCredentials() string { return b.username + ":" + b.password }
 
 // String leaves the token out.
-func (b *basicCredentials) String() string {
+func (b basicCredentials) String() string {
 	return "entraredis.credentials{user: " + b.username + ", token: [redacted]}"
 }
 
 // GoString leaves the token out.
-func (b *basicCredentials) GoString() string { return b.String() }
+func (b basicCredentials) GoString() string { return b.String() }
+
+// Format leaves the token out, whatever the verb.
+func (b basicCredentials) Format(f fmt.State, _ rune) { io.WriteString(f, b.String()) }
+
+// Format leaves the token out, whatever the verb.
+func (t token) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "entraredis.token{user: %s, token: [redacted], expires: %s}", t.creds.username, t.expiresOn.Format(time.RFC3339))
+}
 
 var _ auth.StreamingCredentialsProvider = (*Credentials)(nil)
 
@@ -260,6 +269,9 @@ func (c *Credentials) String() string {
 
 // GoString describes the credentials without the token.
 func (c *Credentials) GoString() string { return c.String() }
+
+// Format describes the credentials without the token, whatever the verb.
+func (c *Credentials) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
 
 // Status is a snapshot of the refresher for health checks and dashboards.
 type Status struct {

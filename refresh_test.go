@@ -347,10 +347,10 @@ func TestFirstTokenTimeoutSaysWhatFailed(t *testing.T) {
 
 // listener is a go-redis CredentialsListener that records what it is given.
 type listener struct {
-	mu    sync.Mutex
-	next  []auth.Credentials
-	at    []time.Time
-	errs  []error
+	mu   sync.Mutex
+	next []auth.Credentials
+	at   []time.Time
+	errs []error
 }
 
 func (l *listener) OnNext(c auth.Credentials) {
@@ -392,7 +392,7 @@ func TestRotationIsSpreadOverListeners(t *testing.T) {
 		unsubscribe()
 		unsubscribe() // idempotent
 
-		cred.FailNext(3, nil) // failures never reach the listeners
+		cred.FailNext(3, nil)                                    // failures never reach the listeners
 		sleepUntil(c.Status().NextRefresh.Add(30 * time.Second)) // three backoffs of at most 3, 6 and 12 s
 		st := c.Status()
 		if st.Rotations != 1 {
@@ -464,3 +464,4 @@ func TestSubscribeDeduplicatesAndForgets(t *testing.T) {
 	})
 }
 
+func newTextLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }

@@ -1,0 +1,191 @@
+package entraredis
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/entraredis/entraredis/entraredistest"
+)
+
+// staticCredential returns the same access token, or error, every time.
+type staticCredential struct {
+	tok azcore.AccessToken
+	err error
+}
+
+func (s staticCredential) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return s.tok, s.err
+}
+
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func TestNewTokenRejectsBadTokensClearly(t *testing.T) {
+	is := newIssuer(t)
+	now := time.Now()
+	noOID, err := is.Mint(entraredistest.TokenSpec{Claims: map[string]any{"oid": nil}, IssuedAt: now, ExpiresAt: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, err := is.Mint(entraredistest.TokenSpec{ObjectID: "oid-1", IssuedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := b64(`{"alg":"none"}`)
+	cases := []struct {
+		name, token string
+		want       error
+		mention    string
+	}{
+		{"empty", "", ErrMalformedToken, "empty"},
+		{"one part", "opaque-secret-value", ErrMalformedToken, "3 dot-separated parts"},
+		{"two parts", "secret.value", ErrMalformedToken, "3 dot-separated parts"},
+		{"bad base64", hdr + ".!!!secret!!!.sig", ErrMalformedToken, "base64"},
+		{"bad json", hdr + "." + b64("not json secret") + ".sig", ErrMalformedToken, "malformed"},
+		{"no exp", hdr + "." + b64(`{"oid":"x"}`) + ".sig", ErrMalformedToken, "no exp"},
+		{"exp not a number", hdr + "." + b64(`{"oid":"x","exp":"soon"}`) + ".sig", ErrMalformedToken, "exp"},
+		{"no oid", noOID, ErrNoObjectID, "Options.Username"},
+		{"expired", expired, nil, "expired"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Credentials{set: (&Options{}).settings()}
+			_, err := c.newToken(azcore.AccessToken{Token: tc.token, ExpiresOn: now.Add(time.Hour)}, now)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.mention) {
+				t.Fatalf("err %q does not mention %q", err, tc.mention)
+			}
+			if tc.token != "" && strings.Contains(err.Error(), tc.token) {
+				t.Fatal("the error contains the token")
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Fatalf("the error echoes part of the token: %q", err)
+			}
+		})
+	}
+	t.Run("no oid but a username", func(t *testing.T) {
+		c := &Credentials{set: (&Options{Username: "my-object-id"}).settings()}
+		tok, err := c.newToken(azcore.AccessToken{Token: noOID, ExpiresOn: now.Add(time.Hour)}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u, _ := tok.creds.BasicAuth(); u != "my-object-id" {
+			t.Fatalf("user %q", u)
+		}
+	})
+}
+
+func TestWaitReadyExplainsAMissingOID(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		is := newIssuer(t)
+		tok, err := is.Mint(entraredistest.TokenSpec{Claims: map[string]any{"oid": nil}, ExpiresAt: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := NewCredentials(staticCredential{tok: azcore.AccessToken{Token: tok, ExpiresOn: time.Now().Add(time.Hour)}}, (&recorder{}).options(Options{}))
+		defer c.Close()
+		err = c.WaitReady(t.Context())
+		if !errors.Is(err, ErrNoObjectID) || !strings.Contains(err.Error(), "Options.Username") {
+			t.Fatalf("err = %v", err)
+		}
+		if strings.Contains(err.Error(), tok) {
+			t.Fatal("the error contains the token")
+		}
+	})
+}
+
+func TestWrongScopeIsExplained(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cred := newIssuer(t).NewCredential(entraredistest.CredentialOptions{})
+		c, _ := NewCredentials(cred, (&recorder{}).options(Options{Scope: "https://storage.azure.com/.default"}))
+		defer c.Close()
+		err := c.WaitReady(t.Context())
+		var te *TokenError
+		if !errors.As(err, &te) || te.Scope != "https://storage.azure.com/.default" {
+			t.Fatalf("err = %v", err)
+		}
+		if !strings.Contains(err.Error(), "scope is not valid") || !strings.Contains(err.Error(), DefaultScope) {
+			t.Fatalf("the error does not explain the scope: %v", err)
+		}
+	})
+}
+
+// TestSecretsNeverPrinted formats every value that holds a token in every
+// way fmt knows, and looks for the token.
+func TestSecretsNeverPrinted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs strings.Builder
+		o := (&recorder{}).options(Options{})
+		o.Logger = newTextLogger(&logs)
+		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, o)
+		defer c.Close()
+		l := &listener{}
+		creds, _, err := c.Subscribe(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, secret := creds.BasicAuth()
+		if len(secret) < 100 {
+			t.Fatalf("not a token: %d bytes", len(secret))
+		}
+		cred.FailNext(1, errors.New("boom"))
+		sleepUntil(c.Status().NextRefresh.Add(time.Minute)) // a failure, then a rotation
+
+		values := []any{c, creds, c.Status(), c.peek(), *c.peek(), &AuthError{Username: "u", Err: errors.New("WRONGPASS")}}
+		for _, v := range values {
+			for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+				if out := fmt.Sprintf(verb, v); strings.Contains(out, secret) || strings.Contains(out, secret[:40]) {
+					t.Fatalf("fmt %s of %T prints the token", verb, v)
+				}
+			}
+		}
+		if strings.Contains(logs.String(), secret[:40]) {
+			t.Fatal("the logs contain the token")
+		}
+		if !strings.Contains(logs.String(), "token refreshed") {
+			t.Fatalf("no refresh logged: %s", logs.String())
+		}
+	})
+}
+
+// FuzzParseToken feeds arbitrary tokens to the parser behind Subscribe. It
+// must never panic, and an error must never contain the token. The seed
+// corpus is in testdata/fuzz/FuzzParseToken.
+func FuzzParseToken(f *testing.F) {
+	hdr := b64(`{"alg":"ES256","typ":"JWT"}`)
+	f.Add(hdr + "." + b64(`{"oid":"00000000-0000-0000-0000-000000000001","exp":4102444800}`) + ".c2ln")
+	f.Add(hdr + "." + b64(`{"exp":1.5e9}`) + ".")
+	f.Add("a.b.c")
+	f.Add("..")
+	f.Add("")
+	c := &Credentials{set: (&Options{}).settings()}
+	now := time.Unix(1_700_000_000, 0)
+	f.Fuzz(func(t *testing.T, raw string) {
+		tok, err := c.newToken(azcore.AccessToken{Token: raw, ExpiresOn: now.Add(time.Hour)}, now)
+		if err != nil {
+			if len(raw) >= 8 && strings.Contains(err.Error(), raw) {
+				t.Fatalf("error %q contains the token", err)
+			}
+			return
+		}
+		if u, p := tok.creds.BasicAuth(); u == "" || p != raw {
+			t.Fatalf("accepted with user %q", u)
+		}
+		if !tok.expiresOn.After(now) {
+			t.Fatal("accepted an expired token")
+		}
+	})
+}
