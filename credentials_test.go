@@ -42,8 +42,8 @@ func TestNewTokenRejectsBadTokensClearly(t *testing.T) {
 	hdr := b64(`{"alg":"none"}`)
 	cases := []struct {
 		name, token string
-		want       error
-		mention    string
+		want        error
+		mention     string
 	}{
 		{"empty", "", ErrMalformedToken, "empty"},
 		{"one part", "opaque-secret-value", ErrMalformedToken, "3 dot-separated parts"},
