@@ -251,6 +251,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer, e en
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		if err := enc.Encode(res); err != nil {
 			fmt.Fprintf(stderr, "entraredis token: %v\n", err)
 			return exitFailed

@@ -309,14 +309,14 @@ func (r *run) checkCredential(ctx context.Context, s *Step) {
 	}
 	if src != "" && src != name {
 		s.Detail = fmt.Sprintf("%s produced a token for scope %s (the chain's %s answered)", name, r.cfg.Scope, src)
-		if name == "DefaultAzureCredential" {
-			s.Detail += "; the chain tries, in order: environment, workload identity, managed identity, Azure CLI, azd, Azure PowerShell, and keeps the first that answers"
-		}
 	} else {
 		s.Detail = fmt.Sprintf("%s produced a token for scope %s", name, r.cfg.Scope)
 	}
 	if !tok.ExpiresOn.IsZero() {
 		s.Detail += fmt.Sprintf("; ExpiresOn %s", tok.ExpiresOn.UTC().Format(time.RFC3339))
+	}
+	if src != "" && name == "DefaultAzureCredential" {
+		s.Detail += "; the chain tries, in order: environment, workload identity, managed identity, Azure CLI, azd, Azure PowerShell, and keeps the first that answers"
 	}
 }
 
