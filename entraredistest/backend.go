@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 
@@ -105,8 +106,23 @@ func startMiniredis(users map[string]emulator.BackendUser) (backendImpl, error) 
 	return &miniBackend{m: m}, nil
 }
 
-func (b *miniBackend) addr() string                   { return b.m.Addr() }
-func (b *miniBackend) restart() error                 { b.m.Close(); return b.m.Restart() }
+func (b *miniBackend) addr() string { return b.m.Addr() }
+func (b *miniBackend) restart() error {
+	b.m.Close()
+	// The old port may be taken meanwhile (as the local port of some
+	// outgoing connection): retry, then move to a new port.
+	var err error
+	for i := 0; i < 5; i++ {
+		if err = b.m.Restart(); err == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err2 := b.m.StartAddr("127.0.0.1:0"); err2 != nil {
+		return errors.Join(err, err2)
+	}
+	return nil
+}
 func (b *miniBackend) close() error                   { b.m.Close(); return nil }
 func (b *miniBackend) endpointAddr() (string, string) { return "tcp", b.m.Addr() }
 func (b *miniBackend) kind() Backend                  { return BackendInProcess }

@@ -332,8 +332,9 @@ func (s *Server) DropConnections() int { return s.ep.DropConnections() }
 // d from now (existing connections stay). d <= 0 ends it.
 func (s *Server) RefuseConnections(d time.Duration) { s.ep.RefuseConnections(d) }
 
-// RestartBackend stops and starts the backend Redis on the same port. Data
-// is not kept with redis-server. Client connections are dropped.
+// RestartBackend stops and starts the backend Redis, on the same port when
+// it can (the in-process backend may move to a new port; see BackendAddr).
+// Data is not kept with redis-server. Client connections are dropped.
 func (s *Server) RestartBackend() error {
 	s.ep.DropConnections()
 	if err := s.be.restart(); err != nil {
