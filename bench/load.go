@@ -15,6 +15,7 @@ type loadResult struct {
 	samples   []sample
 	ops, errs int64
 	elapsed   time.Duration
+	cpu       time.Duration // process CPU during the run, when measured
 	firstErrs []string
 }
 

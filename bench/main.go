@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -53,7 +54,12 @@ type config struct {
 	ScaleHold    time.Duration
 	ScaleCluster bool
 
-	Out string
+	Out      string
+	JSON     string // also write the measurements here, for -render
+	Render   string // render this JSON instead of measuring
+	Micro    string // embed this `go test -bench` output as section 5
+	MicroCmd string // the command that produced it
+	Notes    string // embed this Markdown file as the analysis
 }
 
 func defaultConfig() config {
@@ -61,8 +67,8 @@ func defaultConfig() config {
 		Sections:       "steady,rotation,cold,scale",
 		Protocol:       3,
 		SteadyConc:     []int{1, 8, 32, 128},
-		SteadyDur:      5 * time.Second,
-		SteadyRounds:   2,
+		SteadyDur:      time.Second,
+		SteadyRounds:   10,
 		RotToken:       6 * time.Second,
 		RotDur:         60 * time.Second,
 		RotCmpDur:      20 * time.Second,
@@ -79,6 +85,8 @@ func defaultConfig() config {
 		ScaleHold:      2 * time.Second,
 		ScaleCluster:   true,
 		Out:            "bench/RESULTS.md",
+		JSON:           "bench/results.json",
+		MicroCmd:       "go test -run '^$' -bench . -benchmem -benchtime 2s .",
 	}
 }
 
@@ -86,22 +94,23 @@ func defaultConfig() config {
 func smokeConfig() config {
 	c := defaultConfig()
 	c.SteadyConc = []int{1, 8}
-	c.SteadyDur = 150 * time.Millisecond
-	c.SteadyRounds = 1
+	c.SteadyDur = 100 * time.Millisecond
+	c.SteadyRounds = 2
 	c.RotToken = 2 * time.Second
-	c.RotDur = 1500 * time.Millisecond
-	c.RotCmpDur = 500 * time.Millisecond
+	c.RotDur = 1200 * time.Millisecond
+	c.RotCmpDur = 300 * time.Millisecond
 	c.RotConc = []int{8}
 	c.RotPool = []int{4}
 	c.RotWindow = 250 * time.Millisecond
 	c.RotWarm = 100 * time.Millisecond
 	c.ColdGoroutines = 50
 	c.ScaleConns = 12
-	c.ScaleToken = 3 * time.Second
-	c.ScaleHold = 300 * time.Millisecond
+	c.ScaleToken = 2500 * time.Millisecond
+	c.ScaleHold = 250 * time.Millisecond
 	c.ScaleLoad = 4
 	c.ScaleTimeout = 5 * time.Second
 	c.ScaleCluster = false
+	c.JSON = ""
 	return c
 }
 
@@ -127,12 +136,52 @@ func main() {
 	redis.SetLogger(silentLogger{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	rep, err := run(ctx, cfg, os.Stderr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+	var rep *report
+	if cfg.Render != "" {
+		b, err := os.ReadFile(cfg.Render)
+		if err == nil {
+			rep = new(report)
+			err = json.Unmarshal(b, rep)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	} else {
+		var err error
+		rep, err = run(ctx, cfg, os.Stderr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		rep.Command = "go run ./bench " + strings.Join(os.Args[1:], " ")
+		rep.Config = cfg
+		if cfg.Micro != "" {
+			b, err := os.ReadFile(cfg.Micro)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				os.Exit(1)
+			}
+			rep.Micro, rep.MicroCmd = string(b), cfg.MicroCmd
+		}
+		if cfg.JSON != "" {
+			b, _ := json.MarshalIndent(rep, "", "  ")
+			if err := os.WriteFile(cfg.JSON, b, 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				os.Exit(1)
+			}
+		}
 	}
-	md := rep.markdown(cfg, "go run ./bench "+strings.Join(os.Args[1:], " "))
+	notes := ""
+	if cfg.Notes != "" {
+		b, err := os.ReadFile(cfg.Notes)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		notes = string(b)
+	}
+	md := rep.markdown(notes)
 	fmt.Print(md)
 	if cfg.Out != "" {
 		if err := os.WriteFile(cfg.Out, []byte(md), 0o644); err != nil {
@@ -148,7 +197,7 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&c.Protocol, "protocol", c.Protocol, "RESP protocol version (2 or 3)")
 	fs.Var((*intList)(&c.SteadyConc), "steady-conc", "steady state: goroutine counts")
 	fs.DurationVar(&c.SteadyDur, "steady-dur", c.SteadyDur, "steady state: duration of each client's turn")
-	fs.IntVar(&c.SteadyRounds, "steady-rounds", c.SteadyRounds, "steady state: A,B turns per goroutine count")
+	fs.IntVar(&c.SteadyRounds, "steady-rounds", c.SteadyRounds, "steady state: rounds per goroutine count (each round: one turn of each client, the order flipping every round)")
 	fs.IntVar(&c.SteadyPool, "steady-pool", c.SteadyPool, "steady state: pool size (0: as many as goroutines)")
 	fs.DurationVar(&c.RotToken, "rot-token", c.RotToken, "rotation: token lifetime")
 	fs.DurationVar(&c.RotDur, "rot-dur", c.RotDur, "rotation: duration of each run of our client")
@@ -166,6 +215,11 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&c.ScaleHold, "scale-hold", c.ScaleHold, "scale: how long each of the opening commands (WAIT) holds its connection")
 	fs.BoolVar(&c.ScaleCluster, "scale-cluster", c.ScaleCluster, "scale: also run on a 3-master cluster")
 	fs.StringVar(&c.Out, "out", c.Out, "write the Markdown table here (empty: stdout only)")
+	fs.StringVar(&c.JSON, "json", c.JSON, "also write the measurements as JSON here (empty: no)")
+	fs.StringVar(&c.Render, "render", c.Render, "render a JSON written by -json instead of measuring (with -notes, -out)")
+	fs.StringVar(&c.Micro, "micro", c.Micro, "embed this `go test -bench` output as the micro-benchmark section")
+	fs.StringVar(&c.MicroCmd, "micro-cmd", c.MicroCmd, "the command that produced -micro")
+	fs.StringVar(&c.Notes, "notes", c.Notes, "embed this Markdown file (the analysis of missed targets) at the end")
 }
 
 type intList []int
@@ -212,6 +266,10 @@ type report struct {
 	Scale    []scaleRow
 	Started  time.Time
 	Took     time.Duration
+	Command  string
+	Config   config
+	Micro    string
+	MicroCmd string
 }
 
 // run runs the configured sections, logging progress to log.

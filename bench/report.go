@@ -62,6 +62,8 @@ func ms(d time.Duration) string {
 	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
 }
 
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
 func verdict(ok bool) string {
 	if ok {
 		return "**met**"
@@ -70,7 +72,8 @@ func verdict(ok bool) string {
 }
 
 // markdown renders the report. cmd is the command line that produced it.
-func (r *report) markdown(cfg config, cmd string) string {
+func (r *report) markdown(notes string) string {
+	cfg, cmd := r.Config, r.Command
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	m := r.Machine
@@ -86,12 +89,13 @@ func (r *report) markdown(cfg config, cmd string) string {
 		w("## 1. Steady state (nothing rotates)\n\n")
 		w("GET/SET alternating, one 16-byte key per goroutine, RESP%d, TLS through the same emulator endpoint, 1-hour tokens. ", cfg.Protocol)
 		w("*plain* is go-redis with a static password (Username = the credential's oid, Password = one 24-hour token minted by the emulator's issuer). ")
-		w("Pool size = goroutines (or `-steady-pool`). The two clients take turns A,B,A,B (%d turns of %v each per client, after an unmeasured warm-up) so that drift on this noisy 2-core machine hits both alike; figures pool the turns.\n\n", r.Steady[0].Turns, cfg.SteadyDur)
-		w("| goroutines | pool | entraredis ops/s | plain ops/s | **ratio** | entraredis p50 | plain p50 | entraredis p99 | plain p99 | errors (ours/plain) |\n")
-		w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		w("Pool size = goroutines (or `-steady-pool`). Both clients exist side by side and take turns, interleaved A,B,B,A,A,B,… (%d rounds of one %v turn each, the order flipping every round so that linear drift cancels, after an unmeasured warm-up of each), so that drift on this noisy 2-core machine hits both alike. *ratio* = entraredis ops/s ÷ plain ops/s over all turns; the per-round ratios (median, min–max) show the noise. *CPU µs/op* is this process's user+system CPU time per command during the client's turns (getrusage): the client plus the in-process emulator endpoint (the same work for both clients), not redis-server; it is much less sensitive than throughput to other load on the machine.\n\n", r.Steady[0].Turns, cfg.SteadyDur)
+		w("| goroutines | pool | entraredis ops/s | plain ops/s | **ratio** | per-round ratio: median (min–max) | entraredis p50 | plain p50 | entraredis p99 | plain p99 | CPU µs/op entraredis / plain | errors (ours/plain) |\n")
+		w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, s := range r.Steady {
-			w("| %d | %d | %.0f | %.0f | **%.3f** | %s | %s | %s | %s | %d / %d |\n", s.Goroutines, s.Pool, s.Ours.OpsPerSec, s.Plain.OpsPerSec, s.ratio(),
-				ms(s.Ours.P50), ms(s.Plain.P50), ms(s.Ours.P99), ms(s.Plain.P99), s.Ours.Errs, s.Plain.Errs)
+			med, lo, hi := s.ratioSpread()
+			w("| %d | %d | %.0f | %.0f | **%.3f** | %.3f (%.2f–%.2f) | %s | %s | %s | %s | %.1f / %.1f | %d / %d |\n", s.Goroutines, s.Pool, s.Ours.OpsPerSec, s.Plain.OpsPerSec, s.ratio(), med, lo, hi,
+				ms(s.Ours.P50), ms(s.Plain.P50), ms(s.Ours.P99), ms(s.Plain.P99), us(s.Ours.CPUPerOp), us(s.Plain.CPUPerOp), s.Ours.Errs, s.Plain.Errs)
 		}
 		w("\n")
 	}
@@ -144,6 +148,12 @@ func (r *report) markdown(cfg config, cmd string) string {
 			}
 		}
 		w("\n")
+	}
+	if r.Micro != "" {
+		w("## 5. Micro-benchmarks\n\nProduced by `%s` (bench_test.go in the root package) just before the run above, on the same machine. RoundTrip is one GET through the emulator's TLS endpoint in front of redis-server; SubscribeUnsubscribe is what each new connection costs the provider; TokenParse is the per-rotation cost of reading a token.\n\n```\n%s\n```\n\n", r.MicroCmd, strings.TrimSpace(r.Micro))
+	}
+	if notes != "" {
+		w("%s\n", strings.TrimSpace(notes))
 	}
 	return b.String()
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -13,6 +15,7 @@ import (
 
 // clientStat is one client's figures at one goroutine count.
 type clientStat struct {
+	CPUPerOp  time.Duration // this process's user+system CPU (client and emulator) per command
 	OpsPerSec float64
 	P50, P99  time.Duration
 	Ops, Errs int64
@@ -22,6 +25,17 @@ type steadyRow struct {
 	Goroutines, Pool int
 	Ours, Plain      clientStat
 	Turns            int
+	RoundRatios      []float64 // ours/plain throughput of each round
+}
+
+// ratioSpread returns the median, lowest and highest per-round ratio.
+func (r steadyRow) ratioSpread() (med, lo, hi float64) {
+	if len(r.RoundRatios) == 0 {
+		return 0, 0, 0
+	}
+	s := slices.Clone(r.RoundRatios)
+	slices.Sort(s)
+	return s[len(s)/2], s[0], s[len(s)-1]
 }
 
 func (r steadyRow) ratio() float64 {
@@ -73,7 +87,7 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 			plain.Close()
 			return nil, err
 		}
-		warm := min(500*time.Millisecond, cfg.SteadyDur)
+		warm := min(300*time.Millisecond, cfg.SteadyDur)
 		clients := []struct {
 			name string
 			rdb  redis.Cmdable
@@ -86,15 +100,27 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 				return nil, fmt.Errorf("%s: %w", c.name, err)
 			}
 		}
+		var ratios []float64
 		for round := 0; round < cfg.SteadyRounds; round++ {
-			for i, c := range clients {
-				r := runLoad(ctx, c.rdb, g, cfg.SteadyDur, time.Now(), "steady")
+			order := []int{0, 1}
+			if round%2 == 1 {
+				order = []int{1, 0} // A,B,B,A,A,B,...: linear drift cancels
+			}
+			var rr [2]float64
+			for _, i := range order {
+				cpu0 := processCPU()
+				r := runLoad(ctx, clients[i].rdb, g, cfg.SteadyDur, time.Now(), "steady")
+				r.cpu = processCPU() - cpu0
 				res[i] = append(res[i], r)
+				rr[i] = r.opsPerSec()
+			}
+			if rr[1] > 0 {
+				ratios = append(ratios, rr[0]/rr[1])
 			}
 		}
 		ours.Close()
 		plain.Close()
-		row := steadyRow{Goroutines: g, Pool: pool, Turns: cfg.SteadyRounds, Ours: summarize(res[0]), Plain: summarize(res[1])}
+		row := steadyRow{Goroutines: g, Pool: pool, Turns: cfg.SteadyRounds, Ours: summarize(res[0]), Plain: summarize(res[1]), RoundRatios: ratios}
 		logf("steady %3d goroutines: entraredis %.0f ops/s p99 %v, plain %.0f ops/s p99 %v, ratio %.3f",
 			g, row.Ours.OpsPerSec, row.Ours.P99, row.Plain.OpsPerSec, row.Plain.P99, row.ratio())
 		rows = append(rows, row)
@@ -110,7 +136,9 @@ func summarize(rs []*loadResult) clientStat {
 	var all []sample
 	var st clientStat
 	var secs float64
+	var cpu time.Duration
 	for _, r := range rs {
+		cpu += r.cpu
 		all = append(all, r.samples...)
 		st.Ops += r.ops
 		st.Errs += r.errs
@@ -121,5 +149,17 @@ func summarize(rs []*loadResult) clientStat {
 	if secs > 0 {
 		st.OpsPerSec = float64(st.Ops) / secs
 	}
+	if st.Ops > 0 {
+		st.CPUPerOp = cpu / time.Duration(st.Ops)
+	}
 	return st
+}
+
+// processCPU returns this process's user+system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/entraredis/entraredis/entraredistest"
+)
+
+// TestSmoke runs the benchmark program's logic at tiny scale (a few seconds)
+// and checks that the table has every section and that our client had no
+// errors anywhere.
+func TestSmoke(t *testing.T) {
+	entraredistest.RequireRedisServer(t)
+	defer goleak.VerifyNone(t)
+	redis.SetLogger(silentLogger{})
+	cfg := smokeConfig()
+	cfg.Out = ""
+	var log strings.Builder
+	rep, err := run(t.Context(), cfg, &log)
+	t.Log(log.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.Command, rep.Config = "go run ./bench -smoke", cfg
+	md := rep.markdown("")
+	for _, want := range []string{"# entraredis benchmark results", "Machine:", "## Targets",
+		"## 1. Steady state", "## 2. Rotation under load", "## 3. Cold start", "## 4. Scale",
+		"| entraredis | ", "| naive streaming | ", "| CredentialsProviderContext | ", "| standalone | "} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the table has no %q:\n%s", want, md)
+		}
+	}
+	if len(rep.Steady) != len(cfg.SteadyConc) || len(rep.Rotation) != 3 || len(rep.Cold) != 3 || len(rep.Scale) != 1 {
+		t.Fatalf("rows: %d steady, %d rotation, %d cold, %d scale", len(rep.Steady), len(rep.Rotation), len(rep.Cold), len(rep.Scale))
+	}
+	for _, s := range rep.Steady {
+		if s.Ours.Errs != 0 || s.Ours.Ops == 0 || s.Plain.Ops == 0 {
+			t.Errorf("steady %d goroutines: ours %d errors of %d ops, plain %d ops", s.Goroutines, s.Ours.Errs, s.Ours.Ops, s.Plain.Ops)
+		}
+	}
+	for _, r := range rep.Rotation {
+		if r.Kind == kindOurs && (r.Errs != 0 || r.Ops == 0 || r.Rotations == 0) {
+			t.Errorf("rotation: ours %d errors of %d ops, %d rotations; first errors %v", r.Errs, r.Ops, r.Rotations, r.FirstErrs)
+		}
+	}
+	for _, c := range rep.Cold {
+		if c.Errs != 0 {
+			t.Errorf("cold start %s: %d errors", c.Variant, c.Errs)
+		}
+		if c.Variant == "entraredis.NewClient" && c.TokenRequests != 1 {
+			t.Errorf("cold start: %d token requests, want 1", c.TokenRequests)
+		}
+	}
+	for _, s := range rep.Scale {
+		if s.Errs != 0 || s.Conns == 0 || s.TokenRequests == 0 {
+			t.Errorf("scale %s: %d errors, %d connections, %d token requests", s.Topology, s.Errs, s.Conns, s.TokenRequests)
+		}
+	}
+	if t.Failed() {
+		t.Log(md)
+	}
+}
