@@ -48,7 +48,8 @@ type Credentials struct {
 	rotations   int64
 	cancelDeal  context.CancelFunc // stops the spread of the previous rotation
 
-	requests  atomic.Int64  // GetToken calls
+	live      *liveCredentials // what go-redis is given: always the token in use
+	requests  atomic.Int64     // GetToken calls
 	firstDone chan struct{} // closed when the first attempt has finished
 	runCtx    context.Context
 	stop      context.CancelFunc
@@ -77,7 +78,38 @@ func (t *token) usable(now time.Time) bool {
 	return now.Before(t.expiresOn.Add(-skew))
 }
 
-// basicCredentials is the auth.Credentials handed to go-redis.
+// liveCredentials is the auth.Credentials handed to go-redis, by Subscribe and
+// with every rotation. It reads the token in use when go-redis asks for it, not
+// when it was handed over: go-redis re-authenticates a connection later, when
+// the connection is idle, and after two quick rotations it may run two AUTHs
+// for one connection in any order; each sends the newest token.
+type liveCredentials struct{ c *Credentials }
+
+// BasicAuth returns the user name and the token in use.
+func (l *liveCredentials) BasicAuth() (string, string) {
+	l.c.mu.Lock()
+	tok := l.c.tok
+	l.c.mu.Unlock()
+	if tok == nil {
+		return "", ""
+	}
+	return tok.creds.BasicAuth()
+}
+
+// RawCredentials returns "username:token", as go-redis' own basic credentials
+// do. Never log it.
+func (l *liveCredentials) RawCredentials() string {
+	u, p := l.BasicAuth()
+	return u + ":" + p
+}
+
+// Format leaves the token out, whatever the verb.
+func (l *liveCredentials) Format(f fmt.State, _ rune) {
+	u, _ := l.BasicAuth()
+	fmt.Fprintf(f, "entraredis.credentials{user: %s, token: [redacted]}", u)
+}
+
+// basicCredentials is one user name and token.
 type basicCredentials struct{ username, password string }
 
 func (b *basicCredentials) BasicAuth() (string, string) { return b.username, b.password }
@@ -121,6 +153,7 @@ func NewCredentials(cred azcore.TokenCredential, opts *Options) (*Credentials, e
 		firstDone: make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	c.live = &liveCredentials{c}
 	c.runCtx, c.stop = context.WithCancel(context.Background())
 	go c.run()
 	return c, nil
@@ -169,7 +202,7 @@ func (c *Credentials) Subscribe(listener auth.CredentialsListener) (auth.Credent
 	if c.closed {
 		return nil, nil, ErrClosed
 	}
-	tok, err := c.currentLocked(time.Now())
+	_, err := c.currentLocked(time.Now())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -183,7 +216,7 @@ func (c *Credentials) Subscribe(listener auth.CredentialsListener) (auth.Credent
 		c.mu.Unlock()
 		return nil
 	}
-	return tok.creds, unsubscribe, nil
+	return c.live, unsubscribe, nil
 }
 
 // current returns the usable token, or an error explaining why there is none.

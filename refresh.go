@@ -103,7 +103,7 @@ func (c *Credentials) installLocked(tok *token, now time.Time) time.Time {
 		// The deal must end well before the previous token expires: after an
 		// outage little of its life may be left.
 		window := min(c.set.timingFor(tok.life()).spread, prev.expiresOn.Sub(now)/2)
-		c.dealLocked(tok.creds, max(window, 0))
+		c.dealLocked(max(window, 0))
 	}
 	return next
 }
@@ -159,11 +159,11 @@ func (c *Credentials) retryDelay(b *backoff.ExponentialBackOff, cur *token, now 
 	return d
 }
 
-// dealLocked hands creds to every subscribed listener, one after another,
+// dealLocked hands the new token to every subscribed listener, one after another,
 // spread evenly over the window, in a random order. A rotation that comes
 // while the previous one is still being dealt cancels it: the listeners not
 // reached yet get the newer token from the new deal. c.mu is held.
-func (c *Credentials) dealLocked(creds *basicCredentials, window time.Duration) {
+func (c *Credentials) dealLocked(window time.Duration) {
 	if c.cancelDeal != nil {
 		c.cancelDeal()
 	}
@@ -205,7 +205,7 @@ func (c *Credentials) dealLocked(creds *basicCredentials, window time.Duration) 
 			_, live := c.listeners[l]
 			c.mu.Unlock()
 			if live {
-				l.OnNext(creds)
+				l.OnNext(c.live)
 			}
 		}
 	}()
