@@ -68,6 +68,13 @@ type ClusterClient struct {
 	err     error
 }
 
+// Both clients can stand in for go-redis' own wherever a redis.UniversalClient
+// is expected (redisotel, rate limiters, caches...).
+var (
+	_ redis.UniversalClient = (*Client)(nil)
+	_ redis.UniversalClient = (*ClusterClient)(nil)
+)
+
 // NewClient returns a client for the Redis endpoint in ropts.Addr (for
 // example "NAME.redis.cache.windows.net:6380" or
 // "NAME.REGION.redis.azure.net:10000"), authenticated with tokens from cred.
@@ -203,6 +210,14 @@ func (c *Client) SSubscribe(ctx context.Context, channels ...string) *redis.PubS
 	return c.session.SSubscribe(ctx, channels...)
 }
 
+// AddHook adds a go-redis hook (tracing, metrics, logging) to the client,
+// the pinned-connection pool included, so that instrumentation such as
+// redisotel.InstrumentTracing(rdb) sees every command.
+func (c *Client) AddHook(h redis.Hook) {
+	c.Client.AddHook(h)
+	c.session.AddHook(h)
+}
+
 // Credentials returns the client's credentials provider.
 func (c *Client) Credentials() *Credentials { return c.creds }
 
@@ -242,6 +257,13 @@ func (c *ClusterClient) PSubscribe(ctx context.Context, patterns ...string) *red
 // SSubscribe subscribes to shard channels. See Client.Subscribe.
 func (c *ClusterClient) SSubscribe(ctx context.Context, channels ...string) *redis.PubSub {
 	return c.session.SSubscribe(ctx, channels...)
+}
+
+// AddHook adds a go-redis hook to the client, the pool used by Watch and
+// pub/sub included. See Client.AddHook.
+func (c *ClusterClient) AddHook(h redis.Hook) {
+	c.ClusterClient.AddHook(h)
+	c.session.AddHook(h)
 }
 
 // Credentials returns the client's credentials provider.

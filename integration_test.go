@@ -460,3 +460,36 @@ func TestClusterClient(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// countingHook counts the commands it sees, as tracing would.
+type countingHook struct{ n atomic.Int64 }
+
+func (h *countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(int64(len(cmds))); return next(ctx, cmds) }
+}
+
+// TestUserHooksSeeEveryCommand: a hook added the way redisotel adds its own
+// (AddHook on a redis.UniversalClient) sees plain commands and Watch alike.
+func TestUserHooksSeeEveryCommand(t *testing.T) {
+	srv := entraredistest.NewServer(t, entraredistest.Options{})
+	rdb := newClient(t, srv, srv.Credential(), 3, entraredis.Options{})
+	var uc redis.UniversalClient = rdb
+	h := &countingHook{}
+	uc.AddHook(h)
+	ctx := t.Context()
+	rdb.Set(ctx, "k", "v", 0)
+	plain := h.n.Load()
+	if plain == 0 {
+		t.Fatal("the hook did not see SET")
+	}
+	if err := uc.Watch(ctx, func(tx *redis.Tx) error { return tx.Get(ctx, "k").Err() }, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if h.n.Load() < plain+2 {
+		t.Fatalf("the hook saw %d commands of the Watch, want WATCH and GET", h.n.Load()-plain)
+	}
+}
