@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/entraredis/entraredis/entraredistest"
-	"github.com/entraredis/entraredis/internal/doctor"
+	"github.com/entraredis/entraredis/internal/demo"
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -29,7 +29,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "entraredis demo: want 0 < --duration <= 24h, 1 <= --concurrency <= 1024, --token-lifetime >= 1s")
 		return exitUsage
 	}
-	cfg := doctor.DemoConfig{Duration: *duration, TokenLifetime: *lifetime, Concurrency: *concurrency}
+	cfg := demo.Config{Duration: *duration, TokenLifetime: *lifetime, Concurrency: *concurrency}
 	switch *backend {
 	case "auto":
 		cfg.Backend = entraredistest.BackendAuto
@@ -47,7 +47,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// go-redis logs every connection a re-auth hook sets aside; keep the live lines readable.
 		redis.SetLogger(quietLogger{})
 	}
-	res, err := doctor.RunDemo(ctx, cfg, stdout)
+	res, err := demo.Run(ctx, cfg, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "entraredis demo: %v\n", err)
 		return exitFailed

@@ -1,4 +1,6 @@
-package doctor
+// Package demo runs the entraredis demo: the Entra emulator, a client with
+// tokens of a few seconds, a steady load and a live line each second.
+package demo
 
 import (
 	"context"
@@ -18,8 +20,8 @@ import (
 	"github.com/entraredis/entraredis/entraredistest"
 )
 
-// DemoConfig configures RunDemo. Zero fields take the defaults below.
-type DemoConfig struct {
+// Config configures Run. Zero fields take the defaults below.
+type Config struct {
 	// Duration of the load. Default 30 s.
 	Duration time.Duration
 	// TokenLifetime of the emulator's tokens. Default 6 s.
@@ -33,8 +35,8 @@ type DemoConfig struct {
 	Logger *slog.Logger
 }
 
-// DemoStats are the demo's counters at one instant.
-type DemoStats struct {
+// Stats are the demo's counters at one instant.
+type Stats struct {
 	Elapsed       time.Duration // since the load started
 	Ops           int64         // commands that succeeded
 	Errors        int64         // commands that failed
@@ -52,21 +54,21 @@ type DemoStats struct {
 	FirstError    string        // the first failed command's error, "" when none
 }
 
-// DemoResult is the outcome of RunDemo.
-type DemoResult struct {
+// Result is the outcome of Run.
+type Result struct {
 	// Backend is the emulator's backend actually used.
 	Backend entraredistest.Backend
 	// Limitations are what that backend does not emulate (none for redis-server).
 	Limitations []string
 	// Final are the counters at the end of the run.
-	Final DemoStats
+	Final Stats
 }
 
 // OK reports whether no command failed.
-func (r DemoResult) OK() bool { return r.Final.Errors == 0 }
+func (r Result) OK() bool { return r.Final.Errors == 0 }
 
 // Summary is the demo's one-line summary.
-func (r DemoResult) Summary() string {
+func (r Result) Summary() string {
 	s := r.Final
 	verdict := "OK: no command failed"
 	if !r.OK() {
@@ -80,17 +82,17 @@ func (r DemoResult) Summary() string {
 		s.Elapsed.Round(100*time.Millisecond), r.Backend, s.Ops, rate, s.Errors, s.Rotations, s.ReAuths, s.Auths, s.TokenRequests, s.ExpiryCloses, s.RefusedAuths, verdict)
 }
 
-func (s DemoStats) line() string {
+func (s Stats) line() string {
 	return fmt.Sprintf("%5.1fs  ops %8d  errors %d  rotations %d  re-AUTHs %d  token requests %d  expiry closes %d  conns open %d",
 		s.Elapsed.Seconds(), s.Ops, s.Errors, s.Rotations, s.ReAuths, s.TokenRequests, s.ExpiryCloses, s.Open)
 }
 
-// RunDemo starts the Entra emulator, a client of this library with tokens of
+// Run starts the Entra emulator, a client of this library with tokens of
 // cfg.TokenLifetime, and cfg.Concurrency goroutines doing GET/SET until
 // cfg.Duration has passed or ctx ends. It prints a line each second and the
 // summary to w. It returns an error when the demo could not start; a failed
-// command is counted, not returned (see DemoResult.OK).
-func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (DemoResult, error) {
+// command is counted, not returned (see Result.OK).
+func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	if cfg.Duration <= 0 {
 		cfg.Duration = 30 * time.Second
 	}
@@ -104,15 +106,15 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (DemoResult, erro
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.TokenLifetime < time.Second {
-		return DemoResult{}, fmt.Errorf("token lifetime %s is too short: at least 1s", cfg.TokenLifetime)
+		return Result{}, fmt.Errorf("token lifetime %s is too short: at least 1s", cfg.TokenLifetime)
 	}
 
 	srv, err := entraredistest.Start(entraredistest.Options{TokenLifetime: cfg.TokenLifetime, Backend: cfg.Backend})
 	if err != nil {
-		return DemoResult{}, fmt.Errorf("start the emulator: %w", err)
+		return Result{}, fmt.Errorf("start the emulator: %w", err)
 	}
 	defer srv.Close()
-	res := DemoResult{Backend: srv.Backend(), Limitations: srv.Limitations()}
+	res := Result{Backend: srv.Backend(), Limitations: srv.Limitations()}
 	fmt.Fprintf(w, "emulator: %s (TLS, certificate for localhost), backend %s", srv.Addr(), srv.Backend())
 	if srv.Backend() == entraredistest.BackendRedisServer {
 		fmt.Fprint(w, " (a real redis-server behind the Entra proxy)\n")
@@ -185,7 +187,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (DemoResult, erro
 					}
 					if errs.Add(1) == 1 {
 						firstErrMu.Lock()
-						firstErr = Redact(err.Error(), "")
+						firstErr = err.Error() // entraredis errors never hold a token
 						firstErrMu.Unlock()
 					}
 					continue
@@ -195,13 +197,13 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (DemoResult, erro
 		}()
 	}
 
-	snapshot := func() DemoStats {
+	snapshot := func() Stats {
 		st := client.Status()
 		ss := srv.Stats()
 		firstErrMu.Lock()
 		fe := firstErr
 		firstErrMu.Unlock()
-		return DemoStats{
+		return Stats{
 			Elapsed: time.Since(start), Ops: ops.Load(), Errors: errs.Load(),
 			Rotations: st.Rotations, TokenRequests: st.TokenRequests, Minted: cred.Minted(),
 			ReAuths: ss.ReAuths, Auths: ss.Auths, RefusedAuths: ss.RefusedAuths, ExpiryCloses: ss.ExpiryCloses,
