@@ -189,3 +189,35 @@ func FuzzParseToken(f *testing.F) {
 		}
 	})
 }
+
+// TestConcurrentFirstDialsShareOneRequest: 200 connections dial at once on
+// credentials that have no token yet, the credential is slow: one request.
+func TestConcurrentFirstDialsShareOneRequest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cred := newIssuer(t).NewCredential(entraredistest.CredentialOptions{})
+		cred.SetDelay(2 * time.Second)
+		c, err := NewCredentials(cred, (&recorder{}).options(Options{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		errs := make(chan error, 200)
+		for range 200 {
+			go func() {
+				_, _, err := c.Subscribe(&listener{})
+				errs <- err
+			}()
+		}
+		for range 200 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := cred.Requests(); n != 1 {
+			t.Fatalf("%d token requests for 200 concurrent first dials, want 1", n)
+		}
+		if got := c.Status().Connections; got != 200 {
+			t.Fatalf("%d subscriptions, want 200", got)
+		}
+	})
+}
