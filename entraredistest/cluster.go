@@ -50,14 +50,12 @@ type ClusterOptions struct {
 // certificate against the configured host name (TLS ServerName), as
 // Cluster.TLSConfig does. Its methods are safe for concurrent use.
 type Cluster struct {
-	opts   ClusterOptions
-	issuer *Issuer
-	cred   *Credential
-	dir    *directory
-	certs  *testcerts.Bundle
-	users  map[string]emulator.BackendUser
-	rc     *redisproc.Cluster
-	eps    []*emulator.Endpoint
+	opts ClusterOptions
+	principals
+	certs *testcerts.Bundle
+	users map[string]emulator.BackendUser
+	rc    *redisproc.Cluster
+	eps   []*emulator.Endpoint
 
 	closeOnce sync.Once
 	closeErr  error
@@ -121,13 +119,11 @@ func StartCluster(opts ClusterOptions) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{opts: opts, issuer: opts.Issuer, dir: newDirectory(), users: roleUsers()}
-	if c.issuer == nil {
-		if c.issuer, err = NewIssuer(IssuerOptions{}); err != nil {
-			return nil, err
-		}
+	pr, err := newPrincipals(opts.Issuer, opts.TokenLifetime, opts.CacheWindow)
+	if err != nil {
+		return nil, err
 	}
-	c.cred = c.NewCredential(CredentialOptions{Role: RoleOwner, Lifetime: opts.TokenLifetime, CacheWindow: opts.CacheWindow})
+	c := &Cluster{opts: opts, principals: pr, users: roleUsers()}
 	if c.certs, err = testcerts.New("localhost"); err != nil {
 		return nil, fmt.Errorf("entraredistest: certificates: %w", err)
 	}
@@ -210,30 +206,6 @@ func (c *Cluster) Host() string { return "localhost" }
 // throwaway CA only, ServerName "localhost" (so node certificates verify
 // although the topology names IP addresses), MinVersion TLS 1.2.
 func (c *Cluster) TLSConfig() *tls.Config { return c.certs.ClientTLS(c.Host()) }
-
-// Issuer returns the issuer whose tokens the cluster accepts.
-func (c *Cluster) Issuer() *Issuer { return c.issuer }
-
-// Credential returns the default principal's credential (RoleOwner, tokens
-// of ClusterOptions.TokenLifetime, ClusterOptions.CacheWindow).
-func (c *Cluster) Credential() *Credential { return c.cred }
-
-// NewCredential creates a new principal known to every node (with opts.Role,
-// default RoleOwner) and returns its credential.
-func (c *Cluster) NewCredential(opts CredentialOptions) *Credential {
-	cr := newCredential(c.issuer, opts)
-	c.dir.set(cr.ObjectID(), cr.Role())
-	return cr
-}
-
-// Allow gives a principal (object ID) a role on every node, for tokens
-// minted with Issuer.Mint. An empty role is RoleOwner.
-func (c *Cluster) Allow(objectID string, role Role) {
-	if role == "" {
-		role = RoleOwner
-	}
-	c.dir.set(objectID, role)
-}
 
 // Stats returns the counters summed over the nodes' endpoints.
 func (c *Cluster) Stats() Stats {

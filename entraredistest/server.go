@@ -72,14 +72,12 @@ type Options struct {
 // authentication: a proxy checking tokens, in front of a backend Redis.
 // Its methods are safe for concurrent use.
 type Server struct {
-	opts   Options
-	issuer *Issuer
-	cred   *Credential
-	dir    *directory
-	certs  *testcerts.Bundle
-	ep     *emulator.Endpoint
-	be     backendImpl
-	users  map[string]emulator.BackendUser
+	opts Options
+	principals
+	certs *testcerts.Bundle
+	ep    *emulator.Endpoint
+	be    backendImpl
+	users map[string]emulator.BackendUser
 
 	closeOnce sync.Once
 	closeErr  error
@@ -192,15 +190,11 @@ func Start(opts Options) (*Server, error) {
 	if opts.TokenLifetime <= 0 {
 		opts.TokenLifetime = time.Hour
 	}
-	s := &Server{opts: opts, issuer: opts.Issuer, dir: newDirectory(), users: roleUsers()}
-	if s.issuer == nil {
-		is, err := NewIssuer(IssuerOptions{})
-		if err != nil {
-			return nil, err
-		}
-		s.issuer = is
+	pr, err := newPrincipals(opts.Issuer, opts.TokenLifetime, opts.CacheWindow)
+	if err != nil {
+		return nil, err
 	}
-	s.cred = s.NewCredential(CredentialOptions{Role: RoleOwner, Lifetime: opts.TokenLifetime, CacheWindow: opts.CacheWindow})
+	s := &Server{opts: opts, principals: pr, users: roleUsers()}
 
 	be, err := startBackend(opts, s.users)
 	if err != nil {
@@ -295,30 +289,6 @@ func (s *Server) TLSConfig() *tls.Config {
 		return nil
 	}
 	return s.certs.ClientTLS(s.Host())
-}
-
-// Issuer returns the issuer whose tokens the server accepts.
-func (s *Server) Issuer() *Issuer { return s.issuer }
-
-// Credential returns the default principal's credential (RoleOwner, tokens
-// of Options.TokenLifetime, Options.CacheWindow).
-func (s *Server) Credential() *Credential { return s.cred }
-
-// NewCredential creates a new principal known to this server (with
-// opts.Role, default RoleOwner) and returns its credential.
-func (s *Server) NewCredential(opts CredentialOptions) *Credential {
-	c := newCredential(s.issuer, opts)
-	s.dir.set(c.ObjectID(), c.Role())
-	return c
-}
-
-// Allow gives a principal (object ID) a role on this server, for tokens
-// minted with Issuer.Mint. An empty role is RoleOwner.
-func (s *Server) Allow(objectID string, role Role) {
-	if role == "" {
-		role = RoleOwner
-	}
-	s.dir.set(objectID, role)
 }
 
 // Stats returns a snapshot of the counters.
