@@ -25,6 +25,9 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(rep.Errors) > 0 {
+		t.Fatalf("sections failed: %v", rep.Errors)
+	}
 	rep.Command, rep.Config = "go run ./bench -smoke", cfg
 	md := rep.markdown("")
 	for _, want := range []string{"# entraredis benchmark results", "Machine:", "## Targets",

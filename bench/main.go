@@ -82,7 +82,7 @@ func defaultConfig() config {
 		ScaleToken:     30 * time.Second,
 		ScaleLoad:      64,
 		ScaleTimeout:   60 * time.Second,
-		ScaleHold:      2 * time.Second,
+		ScaleHold:      5 * time.Second,
 		ScaleCluster:   true,
 		Out:            "bench/RESULTS.md",
 		JSON:           "bench/results.json",
@@ -270,40 +270,73 @@ type report struct {
 	Config   config
 	Micro    string
 	MicroCmd string
+	// Load is /proc/loadavg's 1-minute load average at the start and the end
+	// of each section: other work on the machine (the cores are shared).
+	Load []sectionLoad
+	// Errors are the sections that failed (the others still ran).
+	Errors []string
+}
+
+type sectionLoad struct {
+	Section    string
+	Start, End string
 }
 
 // run runs the configured sections, logging progress to log.
 func run(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 	rep := &report{Machine: readMachine(), Started: time.Now().UTC()}
 	logf := func(format string, args ...any) { fmt.Fprintf(log, "bench: "+format+"\n", args...) }
-	if cfg.has("steady") {
-		rows, err := runSteady(ctx, cfg, logf)
-		if err != nil {
-			return nil, fmt.Errorf("steady state: %w", err)
+	section := func(name string, f func() error) error {
+		if !cfg.has(name) {
+			return nil
 		}
-		rep.Steady = rows
+		l := sectionLoad{Section: name, Start: loadAvg()}
+		err := f()
+		l.End = loadAvg()
+		rep.Load = append(rep.Load, l)
+		return err
 	}
-	if cfg.has("rotation") {
-		rows, err := runRotations(ctx, cfg, logf)
-		if err != nil {
-			return nil, fmt.Errorf("rotation: %w", err)
-		}
-		rep.Rotation = rows
+	if err := section("steady", func() (err error) {
+		rep.Steady, err = runSteady(ctx, cfg, logf)
+		return err
+	}); err != nil {
+		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", "steady state", err))
+		logf("%s failed: %v", "steady state", err)
 	}
-	if cfg.has("cold") {
-		rows, err := runCold(ctx, cfg, logf)
-		if err != nil {
-			return nil, fmt.Errorf("cold start: %w", err)
-		}
-		rep.Cold = rows
+	if err := section("rotation", func() (err error) {
+		rep.Rotation, err = runRotations(ctx, cfg, logf)
+		return err
+	}); err != nil {
+		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", "rotation", err))
+		logf("%s failed: %v", "rotation", err)
 	}
-	if cfg.has("scale") {
-		rows, err := runScale(ctx, cfg, logf)
-		if err != nil {
-			return nil, fmt.Errorf("scale: %w", err)
-		}
-		rep.Scale = rows
+	if err := section("cold", func() (err error) {
+		rep.Cold, err = runCold(ctx, cfg, logf)
+		return err
+	}); err != nil {
+		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", "cold start", err))
+		logf("%s failed: %v", "cold start", err)
+	}
+	if err := section("scale", func() (err error) {
+		rep.Scale, err = runScale(ctx, cfg, logf)
+		return err
+	}); err != nil {
+		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", "scale", err))
+		logf("%s failed: %v", "scale", err)
 	}
 	rep.Took = time.Since(rep.Started)
 	return rep, ctx.Err()
+}
+
+// loadAvg returns the 1-minute load average, "?" when unknown.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }

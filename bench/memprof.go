@@ -62,6 +62,14 @@ func classify(stk []uintptr) string {
 		fr, more := frames.Next()
 		fn := fr.Function
 		switch {
+		case fn == "github.com/entraredis/entraredis.NewClient",
+			strings.HasPrefix(fn, "github.com/entraredis/entraredis.NewClusterClient"):
+			// the construction of the client, or of a cluster node's client
+			// (NewClusterClient's NewClient wrapper): go-redis' per-pool
+			// structures, the same for a plain client; and for NewClient,
+			// allocations made before the exact profile started, sampled at
+			// the default rate
+			return ""
 		case strings.HasPrefix(fn, "github.com/entraredis/entraredis.(*hook)."):
 			// the dial and process hooks wrap go-redis' own work (TLS
 			// handshakes, commands): not the provider's

@@ -81,8 +81,19 @@ func (r *report) markdown(notes string) string {
 	w("Produced by `%s` on %s (took %s). Every figure below comes from this one run.\n\n", strings.TrimSpace(cmd), r.Started.Format("2006-01-02 15:04 UTC"), r.Took.Round(time.Second))
 	w("Machine: %d CPUs (`nproc`), GOMAXPROCS %d, %s, %s memory, Linux %s, %s/%s; %s; go-redis %s; %s. ",
 		m.CPUs, m.GOMAXPROCS, m.CPUModel, m.MemTotal, m.Kernel, m.OS, m.Arch, m.GoVersion, m.GoredisVer, m.Redis)
-	w("Client, emulator (TLS endpoint checking tokens, in the same process) and redis-server share these cores, so absolute figures are low and noisy; the comparisons are what count.\n\n")
+	w("Client, emulator (TLS endpoint checking tokens, in the same process) and redis-server share these cores, so absolute figures are low and noisy; the comparisons are what count.")
+	if len(r.Load) > 0 {
+		var parts []string
+		for _, l := range r.Load {
+			parts = append(parts, fmt.Sprintf("%s %s→%s", l.Section, l.Start, l.End))
+		}
+		w(" The machine was shared with other work during the run: 1-minute load average at the start→end of each section: %s (2 cores).", strings.Join(parts, ", "))
+	}
+	w("\n\n")
 
+	for _, e := range r.Errors {
+		w("**Section failed:** %s\n\n", e)
+	}
 	r.targets(&b, cfg)
 
 	if len(r.Steady) > 0 {
