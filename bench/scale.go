@@ -263,9 +263,14 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 	atRot := ep.Stats()
 	row.Conns = atRot.Open
 	var last time.Time
+	var cut int64 = -1 // re-AUTHs counted when the next rotation came first
 	ok := waitFor(ctx, cfg.ScaleTimeout, func() bool {
 		s := ep.Stats()
 		done := s.ReAuths - st0.ReAuths
+		if status().Rotations > rot0+1 {
+			cut = done
+			return true
+		}
 		since := time.Since(rotAt)
 		if row.T50 == 0 && done*2 >= row.Conns {
 			row.T50 = since
@@ -284,9 +289,12 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 	})
 	end := ep.Stats()
 	row.ReAuths = end.ReAuths - st0.ReAuths
-	if !ok {
+	switch {
+	case !ok:
 		row.Note = fmt.Sprintf("only %d of %d connections re-authenticated within %v", row.ReAuths, row.Conns, cfg.ScaleTimeout)
-	} else {
+	case cut >= 0:
+		row.Note = fmt.Sprintf("the next rotation came %v after this one, when %d re-AUTHs of %d connections had been counted", time.Since(rotAt).Round(time.Millisecond), cut, row.Conns)
+	default:
 		row.AllReauthed = last.Sub(rotAt)
 	}
 	row.Spread = scaleSpread(cfg.ScaleToken)
