@@ -422,7 +422,9 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 }
 
 // explain replaces a WRONGPASS or NOPERM error of cmd with an AuthError and
-// reports refused AUTH commands (re-authentications) to Options.OnReauthFailed.
+// reports refused AUTH commands to Options.OnReauthFailed: the AUTH that moves
+// a live connection to a new token, and the AUTH that go-redis falls back to
+// when HELLO fails on a new connection.
 func (h *hook) explain(cmd redis.Cmder, err error) error {
 	xerr := explainAuth(err, h.creds.username())
 	if xerr == err {
@@ -433,7 +435,7 @@ func (h *hook) explain(cmd redis.Cmder, err error) error {
 		if f := h.creds.set.onReauthFailed; f != nil {
 			f(ReauthFailed{Err: xerr})
 		}
-		h.creds.set.log.Warn("entraredis: the server refused to re-authenticate a connection with the new token", "err", xerr)
+		h.creds.set.log.Warn("entraredis: the server refused an AUTH with the token in use", "err", xerr)
 	}
 	return xerr
 }

@@ -23,8 +23,7 @@ const (
 	// about 5 minutes before expiry, well inside Azure's 3-minute guidance.
 	DefaultRefreshBefore = 10 * time.Minute
 	// DefaultRefreshJitter is the upper bound of the random time taken off every
-	// refresh time (and added to retries of an unchanged token), so that many
-	// clients do not AUTH at the same instant.
+	// refresh time, so that many clients do not AUTH at the same instant.
 	DefaultRefreshJitter = 30 * time.Second
 	// DefaultRetryMinDelay is the first delay after a failed or unchanged refresh.
 	DefaultRetryMinDelay = time.Second
@@ -59,7 +58,8 @@ type Options struct {
 	RefreshBefore time.Duration
 
 	// RefreshJitter is the upper bound of the random time taken off each refresh
-	// time. Default DefaultRefreshJitter, capped at a quarter of RefreshBefore.
+	// time. Default DefaultRefreshJitter, capped at a quarter of the refresh
+	// margin.
 	RefreshJitter time.Duration
 
 	// RetryMinDelay and RetryMaxDelay bound the exponential backoff (with jitter)
@@ -90,8 +90,10 @@ type Options struct {
 	// OnRefreshFailed is called after each failed refresh attempt. Connections keep
 	// the last valid token meanwhile.
 	OnRefreshFailed func(RefreshFailed)
-	// OnReauthFailed is called when the server refused the AUTH that moved a live
-	// connection to a new token. Only Client and ClusterClient report it.
+	// OnReauthFailed is called when the server refused an AUTH: the one that
+	// moves a live connection to a new token, or the one go-redis falls back to
+	// when HELLO is refused on a new connection. Only Client and ClusterClient
+	// report it.
 	OnReauthFailed func(ReauthFailed)
 
 	// Plaintext turns TLS off. Azure requires TLS: this exists for local emulators
