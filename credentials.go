@@ -50,7 +50,7 @@ type Credentials struct {
 
 	live      *liveCredentials // what go-redis is given: always the token in use
 	requests  atomic.Int64     // GetToken calls
-	firstDone chan struct{} // closed when the first attempt has finished
+	firstDone chan struct{}    // closed when the first attempt has finished
 	runCtx    context.Context
 	stop      context.CancelFunc
 	done      chan struct{} // closed when the refresher has returned
