@@ -499,3 +499,48 @@ func TestUserHooksSeeEveryCommand(t *testing.T) {
 		t.Fatalf("the hook saw %d commands of the Watch, want WATCH and GET", h.n.Load()-plain)
 	}
 }
+
+// TestDroppedConnectionsAndRestart: connections dropped under load (a
+// failover) cost no command error, the provider keeps no listener of a dead
+// connection, and the client recovers from a backend restart.
+func TestDroppedConnectionsAndRestart(t *testing.T) {
+	srv := entraredistest.NewServer(t, entraredistest.Options{TokenLifetime: 5 * time.Second})
+	rdb := newClient(t, srv, srv.Credential(), 3, entraredis.Options{})
+	ctx := t.Context()
+
+	done := make(chan *loadResult)
+	go func() { done <- runLoad(ctx, rdb, 16, 6*time.Second, 1_000_000) }()
+	dropped := 0
+	for range 5 {
+		time.Sleep(time.Second)
+		dropped += srv.DropConnections()
+	}
+	res := <-done
+	if dropped == 0 {
+		t.Fatal("nothing was dropped: the test proves nothing")
+	}
+	if res.errs != 0 {
+		t.Fatalf("%d errors of %d after dropping %d connections: %v", res.errs, res.ops, dropped, res.firstErrs)
+	}
+	// Listeners of dropped connections are gone: no more subscriptions than
+	// open connections (main pool, its pipeline pool, the pinned pool).
+	if subs, open := rdb.Status().Connections, int(rdb.PoolStats().TotalConns); subs > open {
+		t.Fatalf("%d subscriptions for %d open connections: listeners of dead connections are kept", subs, open)
+	}
+
+	if err := srv.RestartBackend(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := rdb.Set(ctx, "after-restart", 1, 0).Err()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery 5 s after a backend restart: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("%d ops, 0 errors through %d dropped connections; recovered after a restart", res.ops, dropped)
+}
