@@ -35,6 +35,9 @@ type config struct {
 	SteadyDur    time.Duration
 	SteadyRounds int
 	SteadyPool   int // 0: as many connections as goroutines
+	// SteadyPlainFIFO gives the plain client PoolFIFO, which entraredis
+	// always sets (a diagnostic: the cost of FIFO itself)
+	SteadyPlainFIFO bool
 
 	RotToken   time.Duration
 	RotDur     time.Duration // our client
@@ -60,6 +63,7 @@ type config struct {
 	Micro    string // embed this `go test -bench` output as section 5
 	MicroCmd string // the command that produced it
 	Notes    string // embed this Markdown file as the analysis
+	Merge    string // replace the sections run now in this JSON (written by -json), and write it back
 }
 
 func defaultConfig() config {
@@ -154,9 +158,25 @@ func main() {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
-		rep.Command = "go run ./bench " + strings.Join(os.Args[1:], " ")
-		rep.Config = cfg
-		if cfg.Micro != "" {
+		cmd := "go run ./bench " + strings.Join(os.Args[1:], " ")
+		if cfg.Merge != "" {
+			b, err := os.ReadFile(cfg.Merge)
+			base := new(report)
+			if err == nil {
+				err = json.Unmarshal(b, base)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				os.Exit(1)
+			}
+			base.mergeFrom(rep, cfg, cmd)
+			rep = base
+			cfg.JSON = cfg.Merge
+		} else {
+			rep.Command = cmd
+			rep.Config = cfg
+		}
+		if cfg.Micro != "" && cfg.Merge == "" {
 			b, err := os.ReadFile(cfg.Micro)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "bench:", err)
@@ -199,6 +219,7 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&c.SteadyDur, "steady-dur", c.SteadyDur, "steady state: duration of each client's turn")
 	fs.IntVar(&c.SteadyRounds, "steady-rounds", c.SteadyRounds, "steady state: rounds per goroutine count (each round: one turn of each client, the order flipping every round)")
 	fs.IntVar(&c.SteadyPool, "steady-pool", c.SteadyPool, "steady state: pool size (0: as many as goroutines)")
+	fs.BoolVar(&c.SteadyPlainFIFO, "steady-plain-fifo", c.SteadyPlainFIFO, "steady state: give the plain client PoolFIFO too (diagnostic: entraredis always sets it)")
 	fs.DurationVar(&c.RotToken, "rot-token", c.RotToken, "rotation: token lifetime")
 	fs.DurationVar(&c.RotDur, "rot-dur", c.RotDur, "rotation: duration of each run of our client")
 	fs.DurationVar(&c.RotCmpDur, "rot-cmp-dur", c.RotCmpDur, "rotation: duration of each run of the comparison providers")
@@ -219,6 +240,7 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.Render, "render", c.Render, "render a JSON written by -json instead of measuring (with -notes, -out)")
 	fs.StringVar(&c.Micro, "micro", c.Micro, "embed this `go test -bench` output as the micro-benchmark section")
 	fs.StringVar(&c.MicroCmd, "micro-cmd", c.MicroCmd, "the command that produced -micro")
+	fs.StringVar(&c.Merge, "merge", c.Merge, "re-run only -sections and replace them in this JSON (the report says so), e.g. after a section failed")
 	fs.StringVar(&c.Notes, "notes", c.Notes, "embed this Markdown file (the analysis of missed targets) at the end")
 }
 
@@ -275,6 +297,8 @@ type report struct {
 	Load []sectionLoad
 	// Errors are the sections that failed (the others still ran).
 	Errors []string
+	// Reruns says which sections were measured again by a later command.
+	Reruns []string
 }
 
 type sectionLoad struct {
@@ -339,4 +363,34 @@ func loadAvg() string {
 		return "?"
 	}
 	return f[0]
+}
+
+// mergeFrom replaces the sections that n measured, and says so.
+func (r *report) mergeFrom(n *report, cfg config, cmd string) {
+	var errs []string
+	for _, e := range r.Errors {
+		sec, _, _ := strings.Cut(e, ":")
+		if !cfg.has(map[string]string{"steady state": "steady", "cold start": "cold"}[sec]) && !cfg.has(sec) {
+			errs = append(errs, e)
+		}
+	}
+	r.Errors = append(errs, n.Errors...)
+	if cfg.has("steady") {
+		r.Steady = n.Steady
+		r.Config.SteadyConc, r.Config.SteadyDur, r.Config.SteadyRounds, r.Config.SteadyPool = cfg.SteadyConc, cfg.SteadyDur, cfg.SteadyRounds, cfg.SteadyPool
+	}
+	if cfg.has("rotation") {
+		r.Rotation = n.Rotation
+	}
+	if cfg.has("cold") {
+		r.Cold = n.Cold
+	}
+	if cfg.has("scale") {
+		r.Scale = n.Scale
+		r.Config.ScaleConns, r.Config.ScaleToken, r.Config.ScaleLoad, r.Config.ScaleHold = cfg.ScaleConns, cfg.ScaleToken, cfg.ScaleLoad, cfg.ScaleHold
+	}
+	for _, l := range n.Load {
+		r.Load = append(r.Load, sectionLoad{Section: l.Section + " (re-run)", Start: l.Start, End: l.End})
+	}
+	r.Reruns = append(r.Reruns, fmt.Sprintf("section(s) %s measured again by `%s` on %s (took %s)", cfg.Sections, strings.TrimSpace(cmd), n.Started.Format("2006-01-02 15:04 UTC"), n.Took.Round(time.Second)))
 }

@@ -80,7 +80,7 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 			pool = g
 		}
 		plain := redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool,
-			Username: cred.ObjectID(), Password: pass})
+			Username: cred.ObjectID(), Password: pass, PoolFIFO: cfg.SteadyPlainFIFO})
 		ours, err := entraredis.NewClient(ctx, cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool},
 			&entraredis.Options{Logger: quiet})
 		if err != nil {
