@@ -33,6 +33,7 @@ type scaleRow struct {
 	// 90% and 99% of the connections were re-authenticated
 	T50, T90, T99 time.Duration
 	Note          string
+	NewAuths      int64  // connections opened (and authenticated) after the rotation, until the wait ended
 	Listeners     int    // connections subscribed to entraredis' token updates at the rotation
 	PerNode       string // cluster: re-AUTHs and open connections per node when the wait ended
 }
@@ -274,7 +275,10 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 	var cut int64 = -1 // re-AUTHs counted when the next rotation came first
 	ok := waitFor(ctx, cfg.ScaleTimeout, func() bool {
 		s := ep.Stats()
-		done := s.ReAuths - st0.ReAuths
+		// On the new token: re-authenticated in place, or opened since the
+		// rotation (a connection go-redis closed after a failed re-auth is
+		// replaced by a new one, which authenticates with the new token).
+		done := (s.ReAuths - st0.ReAuths) + (s.Auths - atRot.Auths)
 		if status().Rotations > rot0+1 {
 			cut = done
 			return true
@@ -297,6 +301,7 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 	})
 	end := ep.Stats()
 	row.ReAuths = end.ReAuths - st0.ReAuths
+	row.NewAuths = end.Auths - atRot.Auths
 	if cluster {
 		var per []string
 		for i, n := range cl.NodeStats() {
@@ -308,7 +313,7 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 	case !ok:
 		row.Note = fmt.Sprintf("only %d of %d connections re-authenticated within %v", row.ReAuths, row.Conns, cfg.ScaleTimeout)
 	case cut >= 0:
-		row.Note = fmt.Sprintf("the next rotation came %v after this one, when %d re-AUTHs of %d connections had been counted", time.Since(rotAt).Round(time.Millisecond), cut, row.Conns)
+		row.Note = fmt.Sprintf("the next rotation came %v after this one, when %d of %d connections had been counted on the new token", time.Since(rotAt).Round(time.Millisecond), cut, row.Conns)
 	default:
 		row.AllReauthed = last.Sub(rotAt)
 	}
