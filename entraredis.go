@@ -121,6 +121,7 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Op
 	session := o
 	session.CredentialsProviderContext = creds.basicAuth
 	session.ConnMaxLifetime = sessionLifetime(creds, o.ConnMaxLifetime)
+	session.MinIdleConns = 0 // opened on demand: only Conn, Watch and pub/sub use it
 
 	c := &Client{Client: redis.NewClient(&main), session: redis.NewClient(&session), creds: creds}
 	c.Client.AddHook(h)
@@ -172,6 +173,7 @@ func NewClusterClient(ctx context.Context, cred azcore.TokenCredential, ropts *r
 	session := o
 	session.CredentialsProviderContext = creds.basicAuth
 	session.ConnMaxLifetime = sessionLifetime(creds, o.ConnMaxLifetime)
+	session.MinIdleConns = 0 // opened on demand: only Conn, Watch and pub/sub use it
 	return &ClusterClient{ClusterClient: redis.NewClusterClient(&main), session: redis.NewClusterClient(&session), creds: creds}, nil
 }
 
