@@ -143,6 +143,11 @@ func TestRotationUnderLoad(t *testing.T) {
 		if after.RefusedAuths != 0 {
 			t.Fatalf("%d AUTHs refused", after.RefusedAuths)
 		}
+		// Under load every connection is handed out, and so re-authenticated,
+		// before its token expires.
+		if after.ExpiryCloses != 0 {
+			t.Fatalf("%d connections closed for an expired token", after.ExpiryCloses)
+		}
 		if after.ReAuths < rotations {
 			t.Fatalf("%d re-AUTHs for %d rotations: connections are not moved to new tokens", after.ReAuths, rotations)
 		}
