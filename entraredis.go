@@ -52,9 +52,7 @@ const (
 type Client struct {
 	*redis.Client
 	session *redis.Client // Conn, Watch and pub/sub: connections that are not re-authenticated in place
-	creds   *Credentials
-	close   sync.Once
-	err     error
+	owner
 }
 
 // ClusterClient is a go-redis cluster client authenticated with Microsoft
@@ -63,9 +61,34 @@ type Client struct {
 type ClusterClient struct {
 	*redis.ClusterClient
 	session *redis.ClusterClient
-	creds   *Credentials
-	close   sync.Once
-	err     error
+	owner
+}
+
+// owner is what both clients add to go-redis': the credentials, their
+// status, and a Close that also stops the refresher.
+type owner struct {
+	creds *Credentials
+	once  sync.Once
+	err   error
+}
+
+// Credentials returns the client's credentials provider.
+func (o *owner) Credentials() *Credentials { return o.creds }
+
+// Status returns a snapshot of the token and its refresher, for health checks.
+func (o *owner) Status() Status { return o.creds.Status() }
+
+// closeAll closes the pools, then the credentials, once; later calls return
+// the first call's result.
+func (o *owner) closeAll(pools ...interface{ Close() error }) error {
+	o.once.Do(func() {
+		var errs []error
+		for _, p := range pools {
+			errs = append(errs, p.Close())
+		}
+		o.err = errors.Join(append(errs, o.creds.Close())...)
+	})
+	return o.err
 }
 
 // Both clients can stand in for go-redis' own wherever a redis.UniversalClient
@@ -123,7 +146,7 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Op
 	session.ConnMaxLifetime = sessionLifetime(creds, o.ConnMaxLifetime)
 	session.MinIdleConns = 0 // opened on demand: only Conn, Watch and pub/sub use it
 
-	c := &Client{Client: redis.NewClient(&main), session: redis.NewClient(&session), creds: creds}
+	c := &Client{Client: redis.NewClient(&main), session: redis.NewClient(&session), owner: owner{creds: creds}}
 	c.Client.AddHook(h)
 	c.session.AddHook(h)
 	return c, nil
@@ -174,7 +197,7 @@ func NewClusterClient(ctx context.Context, cred azcore.TokenCredential, ropts *r
 	session.CredentialsProviderContext = creds.basicAuth
 	session.ConnMaxLifetime = sessionLifetime(creds, o.ConnMaxLifetime)
 	session.MinIdleConns = 0 // opened on demand: only Conn, Watch and pub/sub use it
-	return &ClusterClient{ClusterClient: redis.NewClusterClient(&main), session: redis.NewClusterClient(&session), creds: creds}, nil
+	return &ClusterClient{ClusterClient: redis.NewClusterClient(&main), session: redis.NewClusterClient(&session), owner: owner{creds: creds}}, nil
 }
 
 // Conn returns a connection pinned to the caller. go-redis v9.23 panics when
@@ -220,20 +243,9 @@ func (c *Client) AddHook(h redis.Hook) {
 	c.session.AddHook(h)
 }
 
-// Credentials returns the client's credentials provider.
-func (c *Client) Credentials() *Credentials { return c.creds }
-
-// Status returns a snapshot of the token and its refresher, for health checks.
-func (c *Client) Status() Status { return c.creds.Status() }
-
 // Close closes the client's connections and stops the token refresher. It is
 // safe to call more than once; later calls return the first call's result.
-func (c *Client) Close() error {
-	c.close.Do(func() {
-		c.err = errors.Join(c.Client.Close(), c.session.Close(), c.creds.Close())
-	})
-	return c.err
-}
+func (c *Client) Close() error { return c.closeAll(c.Client, c.session) }
 
 // String describes the client without secrets.
 func (c *Client) String() string { return "entraredis." + c.Client.String() }
@@ -268,20 +280,9 @@ func (c *ClusterClient) AddHook(h redis.Hook) {
 	c.session.AddHook(h)
 }
 
-// Credentials returns the client's credentials provider.
-func (c *ClusterClient) Credentials() *Credentials { return c.creds }
-
-// Status returns a snapshot of the token and its refresher, for health checks.
-func (c *ClusterClient) Status() Status { return c.creds.Status() }
-
 // Close closes the client's connections and stops the token refresher. It is
-// safe to call more than once.
-func (c *ClusterClient) Close() error {
-	c.close.Do(func() {
-		c.err = errors.Join(c.ClusterClient.Close(), c.session.Close(), c.creds.Close())
-	})
-	return c.err
-}
+// safe to call more than once; later calls return the first call's result.
+func (c *ClusterClient) Close() error { return c.closeAll(c.ClusterClient, c.session) }
 
 // startCredentials starts the refresher and waits for the first token.
 func startCredentials(ctx context.Context, cred azcore.TokenCredential, opts *Options) (*Credentials, error) {
