@@ -50,6 +50,7 @@ type Credentials struct {
 
 	live      *liveCredentials // what go-redis is given: always the token in use
 	requests  atomic.Int64     // GetToken calls
+	pending   chan tokenResult // a GetToken call still running; the refresher's alone
 	firstDone chan struct{}    // closed when the first attempt has finished
 	runCtx    context.Context
 	stop      context.CancelFunc
@@ -346,12 +347,52 @@ func (c *Credentials) Status() Status {
 }
 
 // fetch asks the credential for a token and checks it.
+//
+// The call runs on its own goroutine, so that an attempt ends at ctx's
+// deadline even when the credential ignores its context (a hung token
+// request must not stop the refresher, nor Close). A call still running when
+// the next attempt starts is waited for again rather than doubled; a late
+// success is used, a late failure is dropped. Only the refresher calls fetch.
 func (c *Credentials) fetch(ctx context.Context) (*token, error) {
-	c.requests.Add(1)
-	at, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{c.set.scope}})
-	if err != nil {
-		return nil, &TokenError{Scope: c.set.scope, Err: err}
+	if c.pending != nil {
+		select {
+		case r := <-c.pending:
+			c.pending = nil
+			if r.err == nil {
+				return c.checked(r.at)
+			}
+		default: // still running: wait for it below
+		}
 	}
+	if c.pending == nil {
+		c.requests.Add(1)
+		ch := make(chan tokenResult, 1)
+		go func() {
+			at, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{c.set.scope}})
+			ch <- tokenResult{at, err}
+		}()
+		c.pending = ch
+	}
+	select {
+	case r := <-c.pending:
+		c.pending = nil
+		if r.err != nil {
+			return nil, &TokenError{Scope: c.set.scope, Err: r.err}
+		}
+		return c.checked(r.at)
+	case <-ctx.Done():
+		return nil, &TokenError{Scope: c.set.scope, Err: ctx.Err()}
+	}
+}
+
+// tokenResult is what one GetToken call returned.
+type tokenResult struct {
+	at  azcore.AccessToken
+	err error
+}
+
+// checked parses a token the credential returned.
+func (c *Credentials) checked(at azcore.AccessToken) (*token, error) {
 	tok, err := c.newToken(at, time.Now())
 	if err != nil {
 		return nil, &TokenError{Scope: c.set.scope, Err: err}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -219,5 +220,80 @@ func TestConcurrentFirstDialsShareOneRequest(t *testing.T) {
 		if got := c.Status().Connections; got != 200 {
 			t.Fatalf("%d subscriptions, want 200", got)
 		}
+	})
+}
+
+// hungCredential ignores its context: after the first token, calls block
+// until release is closed, then return a fresh token.
+type hungCredential struct {
+	inner   *entraredistest.Credential
+	release chan struct{}
+	calls   atomic.Int64
+}
+
+func (h *hungCredential) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	if h.calls.Add(1) > 1 {
+		<-h.release
+	}
+	return h.inner.GetToken(context.Background(), o)
+}
+
+// TestHungCredentialDoesNotStopTheRefresher: a GetToken that ignores its
+// context and never returns neither blocks Close nor gets called again while
+// it hangs; its late token is used when it finally comes.
+func TestHungCredentialDoesNotStopTheRefresher(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &hungCredential{inner: newIssuer(t).NewCredential(entraredistest.CredentialOptions{Lifetime: time.Hour}), release: make(chan struct{})}
+		var r recorder
+		c, err := NewCredentials(h, r.options(Options{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitReady(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		sleepUntil(c.Status().NextRefresh.Add(5 * time.Minute))
+		st := c.Status()
+		if st.ConsecutiveFailures < 5 || !errors.Is(st.LastError, context.DeadlineExceeded) {
+			t.Fatalf("attempts did not time out: %+v", st)
+		}
+		if n := h.calls.Load(); n != 2 {
+			t.Fatalf("%d GetToken calls: a hung call was doubled", n)
+		}
+		close(h.release)
+		time.Sleep(DefaultRetryMaxDelay + time.Second)
+		synctest.Wait()
+		if st := c.Status(); st.Rotations != 1 || st.ConsecutiveFailures != 0 {
+			t.Fatalf("the late token was not used: %+v", st)
+		}
+		closed := make(chan struct{})
+		go func() { c.Close(); close(closed) }()
+		synctest.Wait()
+		select {
+		case <-closed:
+		default:
+			t.Fatal("Close blocked")
+		}
+	})
+}
+
+// TestCloseDoesNotWaitForAHungCredential: Close returns while GetToken hangs.
+func TestCloseDoesNotWaitForAHungCredential(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &hungCredential{inner: newIssuer(t).NewCredential(entraredistest.CredentialOptions{Lifetime: time.Hour}), release: make(chan struct{})}
+		c, _ := NewCredentials(h, (&recorder{}).options(Options{}))
+		if err := c.WaitReady(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		sleepUntil(c.Status().NextRefresh.Add(time.Second)) // the second call hangs now
+		closed := make(chan struct{})
+		go func() { c.Close(); close(closed) }()
+		synctest.Wait()
+		select {
+		case <-closed:
+		default:
+			t.Fatal("Close waited for a hung GetToken")
+		}
+		close(h.release) // let the hung call end, so that the bubble can finish
 	})
 }
