@@ -207,6 +207,10 @@ func (c *Cluster) Host() string { return "localhost" }
 // although the topology names IP addresses), MinVersion TLS 1.2.
 func (c *Cluster) TLSConfig() *tls.Config { return c.certs.ClientTLS(c.Host()) }
 
+// CAPEM returns the PEM of the throwaway CA that signed the nodes'
+// certificates.
+func (c *Cluster) CAPEM() []byte { return c.certs.CAPEM() }
+
 // Stats returns the counters summed over the nodes' endpoints.
 func (c *Cluster) Stats() Stats {
 	var s Stats

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -224,3 +225,14 @@ func (c *Credential) ForgetCache() {
 	defer c.mu.Unlock()
 	c.cached = azcore.AccessToken{}
 }
+
+// String describes the credential without its cached token.
+func (c *Credential) String() string {
+	return fmt.Sprintf("entraredistest.Credential{oid: %s, role: %s, token: [redacted]}", c.oid, c.role)
+}
+
+// GoString describes the credential without its cached token.
+func (c *Credential) GoString() string { return c.String() }
+
+// Format describes the credential without its cached token, whatever the verb.
+func (c *Credential) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }

@@ -3,6 +3,7 @@ package entraredistest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -206,5 +207,24 @@ func TestCredentialRoleAndDefaults(t *testing.T) {
 	}
 	if is.Audience() != DefaultAudience || len(is.TenantID()) != 36 {
 		t.Fatalf("issuer defaults: %q %q", is.Audience(), is.TenantID())
+	}
+}
+
+// TestCredentialNeverPrintsItsToken: fmt of a Credential holding a cached
+// token leaves the token out.
+func TestCredentialNeverPrintsItsToken(t *testing.T) {
+	is, err := NewIssuer(IssuerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := is.NewCredential(CredentialOptions{CacheWindow: 5 * time.Minute})
+	tok, err := c.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://redis.azure.com/.default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		if out := fmt.Sprintf(verb, c); strings.Contains(out, tok.Token[:20]) {
+			t.Fatalf("%s of a Credential prints its token", verb)
+		}
 	}
 }

@@ -171,11 +171,15 @@ func numericDate(t time.Time) any {
 	return float64(t.UnixMilli()) / 1000
 }
 
+// Claims are the decoded claims of a token, as Verify returns them: oid,
+// tid, aud, iss, appid/azp, idtyp, ver, exp, nbf, iat.
+type Claims = claims.Claims
+
 // Verify checks a token as the emulated Redis does: an ES256 signature by
 // this issuer, now before exp, nbf not after now, an oid claim, and an
 // audience this issuer accepts. Errors wrap ErrInvalidToken and never
 // contain the token.
-func (is *Issuer) Verify(token string, now time.Time) (claims.Claims, error) {
+func (is *Issuer) Verify(token string, now time.Time) (Claims, error) {
 	var mc jwt.MapClaims
 	_, err := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodES256.Alg()}),

@@ -291,6 +291,16 @@ func (s *Server) TLSConfig() *tls.Config {
 	return s.certs.ClientTLS(s.Host())
 }
 
+// CAPEM returns the PEM of the throwaway CA that signed the server's
+// certificate, for tools that take a CA file (entraredis doctor --ca-file).
+// It returns nil when the server is plaintext.
+func (s *Server) CAPEM() []byte {
+	if s.certs == nil {
+		return nil
+	}
+	return s.certs.CAPEM()
+}
+
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats { return statsFrom(s.ep.Stats()) }
 
