@@ -167,7 +167,7 @@ func (c *Credentials) WaitReady(ctx context.Context) error {
 	select {
 	case <-c.firstDone:
 	case <-ctx.Done():
-		return &TokenError{Scope: c.set.scope, Err: fmt.Errorf("waiting for the first token: %w", ctx.Err())}
+		return fmt.Errorf("%w: the caller's context ended before the first token for scope %q arrived (the credential is still being asked; Options.AttemptTimeout bounds each attempt): %w", ErrNoValidToken, c.set.scope, ctx.Err())
 	}
 	_, err := c.current(time.Now())
 	return err
@@ -319,10 +319,14 @@ type Status struct {
 	LastError           error     // the last failure, nil after a success
 	LastErrorAt         time.Time // when LastError happened
 	Connections         int       // connections subscribed to token updates
+	Closed              bool      // Close was called: nothing is refreshed any more
 }
 
-// Valid reports whether the status has a token that has not expired at now.
-func (s Status) Valid(now time.Time) bool { return !s.ExpiresOn.IsZero() && now.Before(s.ExpiresOn) }
+// Valid reports whether the status has a token that has not expired at now,
+// on credentials that are not closed: what a health check wants to know.
+func (s Status) Valid(now time.Time) bool {
+	return !s.Closed && !s.ExpiresOn.IsZero() && now.Before(s.ExpiresOn)
+}
 
 // Status returns a snapshot of the token and the refresher.
 func (c *Credentials) Status() Status {
@@ -338,6 +342,10 @@ func (c *Credentials) Status() Status {
 		LastError:           c.lastErr,
 		LastErrorAt:         c.lastErrAt,
 		Connections:         len(c.listeners),
+		Closed:              c.closed,
+	}
+	if c.closed {
+		st.NextRefresh = time.Time{}
 	}
 	if c.tok != nil {
 		st.Username = c.tok.creds.username

@@ -45,10 +45,14 @@ const (
 	DefaultConnMaxIdleTime = 5 * time.Minute
 )
 
-// Client is a go-redis client authenticated with Microsoft Entra ID. Use it
-// as a *redis.Client. Conn, EphemeralConn, Watch and the subscribe methods
-// use a second, connection-pinned pool (see Conn). Close closes both and stops
-// the token refresher.
+// Client is a go-redis client authenticated with Microsoft Entra ID. It has
+// every method of *redis.Client and satisfies redis.UniversalClient and
+// redis.Cmdable: pass the *Client itself to code that takes those. Do not
+// hand on the embedded *redis.Client: its own Conn and Watch panic with a
+// streaming credentials provider (go-redis v9.23); Client's do not, because
+// Conn, EphemeralConn, Watch and the subscribe methods use a second,
+// connection-pinned pool (see Conn). Close closes both and stops the token
+// refresher.
 type Client struct {
 	*redis.Client
 	session *redis.Client // Conn, Watch and pub/sub: connections that are not re-authenticated in place
@@ -56,8 +60,10 @@ type Client struct {
 }
 
 // ClusterClient is a go-redis cluster client authenticated with Microsoft
-// Entra ID, for Azure Managed Redis with the OSS cluster policy. Use it as a
-// *redis.ClusterClient. Close also stops the token refresher.
+// Entra ID, for Azure Managed Redis with the OSS cluster policy. It has every
+// method of *redis.ClusterClient and satisfies redis.UniversalClient; as with
+// Client, pass the *ClusterClient itself, not the embedded one (whose Watch
+// panics with a streaming provider). Close also stops the token refresher.
 type ClusterClient struct {
 	*redis.ClusterClient
 	session *redis.ClusterClient
@@ -72,7 +78,9 @@ type owner struct {
 	err   error
 }
 
-// Credentials returns the client's credentials provider.
+// Credentials returns the client's credentials provider, for its Status and
+// to share it with another go-redis client. The client owns it: Close the
+// client, not the credentials.
 func (o *owner) Credentials() *Credentials { return o.creds }
 
 // Status returns a snapshot of the token and its refresher, for health checks.
@@ -124,7 +132,7 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Op
 		return nil, errors.New("entraredis: redis.Options.Addr is empty: set it to the cache's host:port, for example NAME.redis.cache.windows.net:6380")
 	}
 	set := withUsername(opts, o.Username)
-	tlsConf, err := tlsFor(hostOf(o.Addr), o.TLSConfig, set.settings())
+	tlsConf, err := tlsFor([]string{o.Addr}, o.TLSConfig, set.settings())
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +175,7 @@ func NewClusterClient(ctx context.Context, cred azcore.TokenCredential, ropts *r
 		return nil, err
 	}
 	set := withUsername(opts, o.Username)
-	tlsConf, err := tlsFor(hostOf(o.Addrs[0]), o.TLSConfig, set.settings())
+	tlsConf, err := tlsFor(o.Addrs, o.TLSConfig, set.settings())
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +213,8 @@ func NewClusterClient(ctx context.Context, cred azcore.TokenCredential, ropts *r
 // streaming credentials provider, so these calls use a second pool whose
 // connections authenticate with the current token when they open and retire
 // before that token expires (they are not re-authenticated in place). Keep a
-// Conn for a short session, not for hours.
+// Conn for a short session: the server closes it when the token it opened
+// with expires, and its next command then fails ("Conn is in a bad state").
 func (c *Client) Conn() *redis.Conn { return c.session.Conn() }
 
 // EphemeralConn is Conn, except that Close discards the connection. See Conn.
@@ -249,6 +258,11 @@ func (c *Client) Close() error { return c.closeAll(c.Client, c.session) }
 
 // String describes the client without secrets.
 func (c *Client) String() string { return "entraredis." + c.Client.String() }
+
+// String describes the client without secrets.
+func (c *ClusterClient) String() string {
+	return fmt.Sprintf("entraredis.ClusterClient<%s>", strings.Join(c.Options().Addrs, ","))
+}
 
 // Watch runs fn in an optimistic transaction on the keys, like
 // redis.ClusterClient.Watch, on connections that authenticate with the current
@@ -344,15 +358,20 @@ func applyDefaults(dial, read, write, idle *time.Duration) {
 	}
 }
 
-// tlsFor returns the TLS configuration for host: a clone of the user's, or a
-// new one, with TLS 1.2 at least and the certificate checked against host.
-func tlsFor(host string, user *tls.Config, s settings) (*tls.Config, error) {
+// tlsFor returns the TLS configuration for the addresses: a clone of the
+// user's, or a new one, with TLS 1.2 at least and every certificate checked
+// against the first address's host. With Options.Plaintext it returns nil,
+// after checking that every address is loopback.
+func tlsFor(addrs []string, user *tls.Config, s settings) (*tls.Config, error) {
+	host := hostOf(addrs[0])
 	if s.plaintext {
 		if user != nil {
 			return nil, errors.New("entraredis: Options.Plaintext is set together with a TLSConfig: choose one")
 		}
-		if !isLoopback(host) && !s.allowPlaintextRemote {
-			return nil, fmt.Errorf("%w (host %q)", ErrPlaintextRemote, host)
+		for _, a := range addrs {
+			if h := hostOf(a); !isLoopback(h) && !s.allowPlaintextRemote {
+				return nil, fmt.Errorf("%w (host %q)", ErrPlaintextRemote, h)
+			}
 		}
 		return nil, nil
 	}
@@ -420,7 +439,7 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 				h.explain(cmd, cerr)
 			}
 		}
-		return explainAuth(err, h.creds.username())
+		return explainAuth(err, h.creds.username(), h.creds.set.scope)
 	}
 }
 
@@ -429,7 +448,7 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 // a live connection to a new token, and the AUTH that go-redis falls back to
 // when HELLO fails on a new connection.
 func (h *hook) explain(cmd redis.Cmder, err error) error {
-	xerr := explainAuth(err, h.creds.username())
+	xerr := explainAuth(err, h.creds.username(), h.creds.set.scope)
 	if xerr == err {
 		return err
 	}

@@ -1,6 +1,7 @@
 package entraredis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,7 +25,9 @@ var (
 	// failed, or every refresh failed until the token expired. The refresher keeps
 	// trying in the background; the wrapped error is the last failure.
 	ErrNoValidToken = errors.New("entraredis: no valid Microsoft Entra token")
-	// ErrClosed is returned by Subscribe after Close.
+	// ErrClosed is returned by Credentials.Subscribe and WaitReady after
+	// Credentials.Close (Client and ClusterClient then return go-redis' own
+	// "client is closed").
 	ErrClosed = errors.New("entraredis: credentials closed")
 	// ErrPlaintextRemote means Options.Plaintext was set for a host that is not
 	// loopback without Options.AllowPlaintextRemote.
@@ -80,6 +83,7 @@ func tokenHint(err error) string {
 // working on it.
 type AuthError struct {
 	Username string // the user name that was sent: should be the principal's object ID
+	Scope    string // the scope the token was asked for
 	Err      error  // the server's reply
 }
 
@@ -95,12 +99,12 @@ func (e *AuthError) Hint() string {
 	if redis.HasErrorPrefix(e.Err, "NOPERM") {
 		return fmt.Sprintf("the user %q is authenticated but its access policy does not allow this command or key: in the Azure portal, Settings > Authentication (or Data Access Configuration), assign Data Owner or Data Contributor for writes, or extend the custom access policy", e.Username)
 	}
-	return fmt.Sprintf("the server refused user %q with this token: check that an access policy is assigned to this principal (Settings > Authentication > Microsoft Entra Authentication, by object ID), that Microsoft Entra Authentication is enabled on the cache, that the user name is the token's oid claim (not the client ID or UPN), that the token was asked for scope %s, and that it has not expired", e.Username, DefaultScope)
+	return fmt.Sprintf("the server refused user %q with this token: check that an access policy is assigned to this principal (Settings > Authentication > Microsoft Entra Authentication, by object ID), that Microsoft Entra Authentication is enabled on the cache, that the user name is the token's oid claim (not the client ID or UPN), that the token was asked for scope %s, and that it has not expired", e.Username, cmp.Or(e.Scope, DefaultScope))
 }
 
 // explainAuth wraps WRONGPASS and NOPERM replies in an AuthError; other errors
 // are returned as they are.
-func explainAuth(err error, username string) error {
+func explainAuth(err error, username, scope string) error {
 	if err == nil {
 		return nil
 	}
@@ -109,7 +113,7 @@ func explainAuth(err error, username string) error {
 		return err
 	}
 	if redis.HasErrorPrefix(err, "WRONGPASS") || redis.HasErrorPrefix(err, "NOPERM") {
-		return &AuthError{Username: username, Err: err}
+		return &AuthError{Username: username, Scope: scope, Err: err}
 	}
 	return err
 }

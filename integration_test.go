@@ -569,3 +569,37 @@ func TestPinnedPoolOpensOnDemand(t *testing.T) {
 		t.Fatalf("%d connections open after one PING with MinIdleConns 5: the pinned pool keeps idle connections too", open)
 	}
 }
+
+func TestClusterPlaintextChecksEveryAddress(t *testing.T) {
+	srv := entraredistest.NewServer(t, entraredistest.Options{Plaintext: true})
+	_, err := entraredis.NewClusterClient(t.Context(), srv.Credential(), &redis.ClusterOptions{
+		Addrs: []string{"localhost:7000", "cache.example.com:6379"},
+	}, &entraredis.Options{Plaintext: true, Logger: quiet})
+	if !errors.Is(err, entraredis.ErrPlaintextRemote) || !strings.Contains(err.Error(), "cache.example.com") {
+		t.Fatalf("err = %v, want ErrPlaintextRemote naming the remote seed", err)
+	}
+}
+
+func TestStatusAfterCloseIsNotHealthy(t *testing.T) {
+	srv := entraredistest.NewServer(t, entraredistest.Options{})
+	rdb := newClient(t, srv, srv.Credential(), 3, entraredis.Options{})
+	if !rdb.Status().Valid(time.Now()) {
+		t.Fatal("a new client is not valid")
+	}
+	rdb.Close()
+	if st := rdb.Status(); st.Valid(time.Now()) || !st.Closed || !st.NextRefresh.IsZero() {
+		t.Fatalf("status after Close: %+v", st)
+	}
+}
+
+func TestCallerContextEndingBeforeTheFirstToken(t *testing.T) {
+	srv := entraredistest.NewServer(t, entraredistest.Options{})
+	cred := srv.Credential()
+	cred.SetDelay(3 * time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	_, err := entraredis.NewClient(ctx, cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig()}, &entraredis.Options{Logger: quiet})
+	if !errors.Is(err, entraredis.ErrNoValidToken) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "caller's context") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -39,7 +39,8 @@ const (
 )
 
 // Options configures Credentials, and through them Client and ClusterClient. The
-// zero value is ready to use: every field has a documented default. Durations are
+// zero value is ready to use: every field has a documented default, which a
+// zero or negative duration also selects unless its field says otherwise. Durations are
 // also capped by the token's lifetime (see RefreshBefore), so that the defaults are
 // safe for tokens of any length, the few-second tokens of tests included.
 type Options struct {
@@ -49,7 +50,8 @@ type Options struct {
 
 	// Username is the Redis user name sent with every AUTH. Default: the token's
 	// "oid" claim (the principal's object ID), which is what Azure expects. Set it
-	// when the credential's tokens carry no oid claim.
+	// when the credential's tokens carry no oid claim. NewClient also takes it
+	// from redis.Options.Username; when both are set, this one wins.
 	Username string
 
 	// RefreshBefore is how long before expiry the next token is requested.
@@ -59,7 +61,7 @@ type Options struct {
 
 	// RefreshJitter is the upper bound of the random time taken off each refresh
 	// time. Default DefaultRefreshJitter, capped at a quarter of the refresh
-	// margin.
+	// margin. A negative value turns jitter off.
 	RefreshJitter time.Duration
 
 	// RetryMinDelay and RetryMaxDelay bound the exponential backoff (with jitter)
@@ -75,9 +77,9 @@ type Options struct {
 	AttemptTimeout time.Duration
 
 	// ReauthSpread is the window over which a new token is handed to live
-	// connections. Default DefaultReauthSpread, capped at a quarter of
-	// RefreshBefore so that every connection is re-authenticated long before
-	// the old token expires.
+	// connections. Default DefaultReauthSpread, capped at a quarter of the
+	// refresh margin so that every connection is re-authenticated long before
+	// the old token expires. A negative value hands it to all at once.
 	ReauthSpread time.Duration
 
 	// Logger receives the library's logs: refreshes at Info, retries at Warn,
@@ -161,8 +163,13 @@ func (o *Options) settings() settings {
 		plaintext:            opt.Plaintext,
 		allowPlaintextRemote: opt.AllowPlaintextRemote,
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
+	// def applies a default to a zero duration; a negative one means the
+	// default too, or zero (off) where off makes sense.
+	def := func(d *time.Duration, v time.Duration, negativeIsOff ...bool) {
+		switch {
+		case *d < 0 && len(negativeIsOff) > 0:
+			*d = 0
+		case *d <= 0:
 			*d = v
 		}
 	}
@@ -170,11 +177,11 @@ func (o *Options) settings() settings {
 		s.scope = DefaultScope
 	}
 	def(&s.refreshBefore, DefaultRefreshBefore)
-	def(&s.jitter, DefaultRefreshJitter)
+	def(&s.jitter, DefaultRefreshJitter, true)
 	def(&s.retryMin, DefaultRetryMinDelay)
 	def(&s.retryMax, DefaultRetryMaxDelay)
 	def(&s.attemptTimeout, DefaultAttemptTimeout)
-	def(&s.spread, DefaultReauthSpread)
+	def(&s.spread, DefaultReauthSpread, true)
 	if s.retryMax < s.retryMin {
 		s.retryMax = s.retryMin
 	}

@@ -225,7 +225,10 @@ func (c *Credentials) reportRefreshed(tok *token, next time.Time, attempts int, 
 func (c *Credentials) reportFailed(err error, attempt int, next, exp, now time.Time) {
 	level := slog.LevelWarn
 	msg := "entraredis: token refresh failed; connections keep the current token"
-	if exp.IsZero() || !now.Before(exp) {
+	switch {
+	case exp.IsZero():
+		msg = "entraredis: could not get a token yet; retrying"
+	case !now.Before(exp):
 		level = slog.LevelError
 		msg = "entraredis: token refresh failed and no valid token is held; new connections fail until a refresh succeeds"
 	}

@@ -465,3 +465,30 @@ func TestSubscribeDeduplicatesAndForgets(t *testing.T) {
 }
 
 func newTextLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+func TestNegativeJitterAndSpreadTurnThemOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		c, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(Options{RefreshJitter: -1, ReauthSpread: -1}))
+		defer c.Close()
+		if next := c.Status().NextRefresh; !next.Equal(start.Add(time.Hour - DefaultRefreshBefore)) {
+			t.Fatalf("refresh %v after start, want exactly %v with jitter off", next.Sub(start), time.Hour-DefaultRefreshBefore)
+		}
+		ls := []*listener{{}, {}, {}}
+		for _, l := range ls {
+			c.Subscribe(l)
+		}
+		sleepUntil(c.Status().NextRefresh.Add(time.Second))
+		var at []time.Time
+		for _, l := range ls {
+			n, times, _ := l.calls()
+			if n != 1 {
+				t.Fatalf("%d updates", n)
+			}
+			at = append(at, times[0])
+		}
+		if !at[0].Equal(at[1]) || !at[1].Equal(at[2]) {
+			t.Fatalf("spread off, yet updates at %v", at)
+		}
+	})
+}
