@@ -230,11 +230,8 @@ func windowStats(ss []sample, origin time.Time, wins []uint32, w time.Duration) 
 		if !found {
 			i--
 		}
-		for ; i >= 0; i-- {
-			if s.at-wins[i] < wl {
-				return i
-			}
-			break
+		if i >= 0 && s.at-wins[i] < wl {
+			return i
 		}
 		return -1
 	}

@@ -38,8 +38,6 @@ type scaleRow struct {
 	PerNode       string // cluster: re-AUTHs and open connections per node when the wait ended
 }
 
-func (r scaleRow) added() float64 { return r.OursBytes - r.PlainBytes }
-
 // endpoint is what the scale run needs of a Server or a Cluster.
 type endpoint interface {
 	Stats() entraredistest.Stats
