@@ -18,9 +18,10 @@ const (
 const (
 	// DefaultRefreshBefore is how long before a token's expiry the refresher starts
 	// asking for the next one. azidentity's credentials hand back their cached token
-	// until less than 5 minutes remain; asking from 10 minutes before expiry means the
-	// refresher is already retrying when the cache lets go, so a new token is in use
-	// about 5 minutes before expiry, well inside Azure's 3-minute guidance.
+	// until less than 5 minutes remain: when the same token comes back, the
+	// refresher asks again when the cache lets go, so a new token is in use about
+	// 5 minutes before expiry, well inside Azure's 3-minute guidance. Credentials
+	// without a cache (Azure CLI, azd) give the new token at once.
 	DefaultRefreshBefore = 10 * time.Minute
 	// DefaultRefreshJitter is the upper bound of the random time taken off every
 	// refresh time, so that many clients do not AUTH at the same instant.

@@ -49,6 +49,9 @@ func (c *Credentials) run() {
 				retry = c.newBackoff(prev)
 			}
 			next = now.Add(c.retryDelay(retry, prev, now))
+			if err == nil {
+				next = c.untilCacheOpens(prev, next)
+			}
 			if err != nil {
 				c.failures++
 				c.lastErr, c.lastErrAt = err, now
@@ -124,6 +127,25 @@ func (c *Credentials) refreshTime(tok *token) time.Time {
 		at = tok.received
 	}
 	return at
+}
+
+// credentialCacheWindow is how long before expiry azidentity's credentials
+// stop handing back their cached token and fetch a new one.
+const credentialCacheWindow = 5 * time.Minute
+
+// untilCacheOpens is when to ask again after the credential returned the
+// token in use: not before azidentity's cache lets go of it (with a jitter
+// below the configured one), rather than polling the cache until then; next,
+// the backoff's choice, when that is later.
+func (c *Credentials) untilCacheOpens(cur *token, next time.Time) time.Time {
+	opens := cur.expiresOn.Add(-credentialCacheWindow)
+	if !opens.After(next) {
+		return next
+	}
+	if j := c.set.timingFor(cur.life()).jitter; j > 0 {
+		opens = opens.Add(rand.N(j))
+	}
+	return opens
 }
 
 // newBackoff starts a retry sequence, its bounds taken from the token in use.
