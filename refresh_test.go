@@ -278,14 +278,7 @@ func TestCloseDuringRetryStopsTheRefresher(t *testing.T) {
 			t.Fatal("not retrying")
 		}
 		requests := cred.Requests()
-		closed := make(chan struct{})
-		go func() { c.Close(); close(closed) }()
-		synctest.Wait()
-		select {
-		case <-closed:
-		default:
-			t.Fatal("Close blocked")
-		}
+		closeReturnsAtOnce(t, c)
 		time.Sleep(time.Hour)
 		synctest.Wait()
 		if cred.Requests() != requests {
@@ -546,4 +539,18 @@ func TestThreeMonthsOfRotations(t *testing.T) {
 		}
 		t.Logf("90 days: %d rotations, %d checks, %.1f GetToken calls per rotation, %d tokens minted", st.Rotations, checks, perRotation, cred.Minted())
 	})
+}
+
+// closeReturnsAtOnce calls c.Close in the bubble and fails unless it has
+// returned once every other goroutine of the bubble is blocked.
+func closeReturnsAtOnce(t *testing.T, c *Credentials) {
+	t.Helper()
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	synctest.Wait()
+	select {
+	case <-closed:
+	default:
+		t.Fatal("Close blocked")
+	}
 }
