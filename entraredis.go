@@ -125,23 +125,15 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Op
 		return nil, errors.New("entraredis: NewClient needs redis.Options with at least Addr")
 	}
 	o := *ropts
-	if err := checkCredentialFields(o.Password, o.CredentialsProvider != nil || o.CredentialsProviderContext != nil || o.StreamingCredentialsProvider != nil); err != nil {
-		return nil, err
-	}
 	if o.Addr == "" {
 		return nil, errors.New("entraredis: redis.Options.Addr is empty: set it to the cache's host:port, for example NAME.redis.cache.windows.net:6380")
 	}
-	set := withUsername(opts, o.Username)
-	tlsConf, err := tlsFor([]string{o.Addr}, o.TLSConfig, set.settings())
-	if err != nil {
-		return nil, err
-	}
-	o.TLSConfig = tlsConf
-	applyDefaults(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ConnMaxIdleTime)
-	o.PoolFIFO = true
-	o.Username, o.Password = "", ""
-
-	creds, err := startCredentials(ctx, cred, set)
+	creds, err := prepare(ctx, cred, opts, shared{
+		addrs: []string{o.Addr}, username: &o.Username, password: &o.Password,
+		providers: o.CredentialsProvider != nil || o.CredentialsProviderContext != nil || o.StreamingCredentialsProvider != nil,
+		tls:       &o.TLSConfig, dial: &o.DialTimeout, read: &o.ReadTimeout, write: &o.WriteTimeout,
+		idle: &o.ConnMaxIdleTime, fifo: &o.PoolFIFO,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -171,20 +163,12 @@ func NewClusterClient(ctx context.Context, cred azcore.TokenCredential, ropts *r
 		return nil, errors.New("entraredis: NewClusterClient needs redis.ClusterOptions with Addrs, for example NAME.REGION.redis.azure.net:10000")
 	}
 	o := *ropts
-	if err := checkCredentialFields(o.Password, o.CredentialsProvider != nil || o.CredentialsProviderContext != nil || o.StreamingCredentialsProvider != nil); err != nil {
-		return nil, err
-	}
-	set := withUsername(opts, o.Username)
-	tlsConf, err := tlsFor(o.Addrs, o.TLSConfig, set.settings())
-	if err != nil {
-		return nil, err
-	}
-	o.TLSConfig = tlsConf
-	applyDefaults(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ConnMaxIdleTime)
-	o.PoolFIFO = true
-	o.Username, o.Password = "", ""
-
-	creds, err := startCredentials(ctx, cred, set)
+	creds, err := prepare(ctx, cred, opts, shared{
+		addrs: o.Addrs, username: &o.Username, password: &o.Password,
+		providers: o.CredentialsProvider != nil || o.CredentialsProviderContext != nil || o.StreamingCredentialsProvider != nil,
+		tls:       &o.TLSConfig, dial: &o.DialTimeout, read: &o.ReadTimeout, write: &o.WriteTimeout,
+		idle: &o.ConnMaxIdleTime, fifo: &o.PoolFIFO,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -298,9 +282,42 @@ func (c *ClusterClient) AddHook(h redis.Hook) {
 // safe to call more than once; later calls return the first call's result.
 func (c *ClusterClient) Close() error { return c.closeAll(c.ClusterClient, c.session) }
 
-// startCredentials starts the refresher and waits for the first token.
-func startCredentials(ctx context.Context, cred azcore.TokenCredential, opts *Options) (*Credentials, error) {
-	creds, err := NewCredentials(cred, opts)
+// shared points at the fields of redis.Options or redis.ClusterOptions that
+// both constructors prepare alike.
+type shared struct {
+	addrs                   []string
+	username, password      *string
+	providers               bool // a go-redis credentials provider is set
+	tls                     **tls.Config
+	dial, read, write, idle *time.Duration
+	fifo                    *bool
+}
+
+// prepare checks and completes the go-redis options that f points into
+// (credentials, TLS, Azure's defaults), then starts the refresher and waits
+// for the first token.
+func prepare(ctx context.Context, cred azcore.TokenCredential, opts *Options, f shared) (*Credentials, error) {
+	if *f.password != "" || f.providers {
+		return nil, errors.New("entraredis: leave Password and the credentials providers of the redis options empty: the password is the Microsoft Entra token, which entraredis supplies and rotates")
+	}
+	set := withUsername(opts, *f.username)
+	tlsConf, err := tlsFor(f.addrs, *f.tls, set.settings())
+	if err != nil {
+		return nil, err
+	}
+	*f.tls = tlsConf
+	for _, d := range []struct {
+		field *time.Duration
+		value time.Duration
+	}{{f.dial, DefaultDialTimeout}, {f.read, DefaultCommandTimeout}, {f.write, DefaultCommandTimeout}, {f.idle, DefaultConnMaxIdleTime}} {
+		if *d.field == 0 {
+			*d.field = d.value
+		}
+	}
+	*f.fifo = true
+	*f.username = ""
+
+	creds, err := NewCredentials(cred, set)
 	if err != nil {
 		return nil, err
 	}
@@ -323,13 +340,6 @@ func sessionLifetime(creds *Credentials, user time.Duration) time.Duration {
 	return d
 }
 
-func checkCredentialFields(password string, providers bool) error {
-	if password != "" || providers {
-		return errors.New("entraredis: leave Password and the credentials providers of the redis options empty: the password is the Microsoft Entra token, which entraredis supplies and rotates")
-	}
-	return nil
-}
-
 // withUsername returns opts with Username set from the go-redis options when
 // Options.Username is empty.
 func withUsername(opts *Options, username string) *Options {
@@ -341,21 +351,6 @@ func withUsername(opts *Options, username string) *Options {
 		o.Username = username
 	}
 	return &o
-}
-
-func applyDefaults(dial, read, write, idle *time.Duration) {
-	if *dial == 0 {
-		*dial = DefaultDialTimeout
-	}
-	if *read == 0 {
-		*read = DefaultCommandTimeout
-	}
-	if *write == 0 {
-		*write = DefaultCommandTimeout
-	}
-	if *idle == 0 {
-		*idle = DefaultConnMaxIdleTime
-	}
 }
 
 // tlsFor returns the TLS configuration for the addresses: a clone of the
