@@ -30,6 +30,11 @@
 //   - Faults: Server.DropConnections, Server.RefuseConnections,
 //     Server.RestartBackend; the Credential injects token-service failures
 //     and delays (FailNext, FailFor, SetDelay).
+//   - Maintenance: Server.PublishMaintenance publishes Azure Cache for
+//     Redis maintenance notifications (package azevents) on
+//     AzureRedisEvents; Server.Failover closes every connection as a
+//     failover does, refuses new ones for a while, then publishes
+//     NodeMaintenanceFailoverComplete once the subscribers are back.
 //
 // Tokens are ES256 JWTs minted at run time by an Issuer (no fixture ever
 // expires). A Credential is an azcore.TokenCredential, so the code under
