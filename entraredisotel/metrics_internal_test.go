@@ -1,0 +1,128 @@
+package entraredisotel
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/entraredis/entraredis/azevents"
+)
+
+// collect reads every instrument once: name -> attribute value (or "") -> value.
+func collect(t *testing.T, r *sdkmetric.ManualReader) map[string]map[string]float64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]float64{}
+	for _, sm := range rm.ScopeMetrics {
+		if sm.Scope.Name != ScopeName {
+			t.Errorf("scope %q", sm.Scope.Name)
+		}
+		for _, m := range sm.Metrics {
+			vals := map[string]float64{}
+			key := func(s attribute.Set) string {
+				if v, ok := s.Value("service"); !ok || v.AsString() != "s1" {
+					t.Errorf("%s: attributes %v lack the user's service=s1", m.Name, s.ToSlice())
+				}
+				for _, kv := range s.ToSlice() {
+					if kv.Key != "service" {
+						return kv.Value.Emit()
+					}
+				}
+				return ""
+			}
+			switch d := m.Data.(type) {
+			case metricdata.Gauge[float64]:
+				for _, p := range d.DataPoints {
+					vals[key(p.Attributes)] = p.Value
+				}
+			case metricdata.Sum[int64]:
+				for _, p := range d.DataPoints {
+					vals[key(p.Attributes)] = float64(p.Value)
+				}
+			default:
+				t.Fatalf("%s: unexpected data %T", m.Name, m.Data)
+			}
+			out[m.Name+" "+m.Unit] = vals
+		}
+	}
+	return out
+}
+
+func TestInstrumentsReportTheSnapshot(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	var mu sync.Mutex
+	snap := snapshot{}
+	unregister, err := instruments(mp, []attribute.KeyValue{attribute.String("service", "s1")}, func() snapshot {
+		mu.Lock()
+		defer mu.Unlock()
+		return snap
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := collect(t, reader)
+	if _, ok := got[MetricTokenRemaining+" s"]; ok {
+		t.Error("remaining reported before the first token")
+	}
+	if _, ok := got[MetricMaintenance+" {event}"]; ok {
+		t.Error("maintenance reported without a subscription")
+	}
+	var tr azevents.Tracker
+	for _, msg := range []string{"NotificationType|NodeMaintenanceStart", "NotificationType|NodeMaintenanceStart", "NotificationType|Brand new", "bad"} {
+		tr.Observe(msg, time.Now())
+	}
+	ts := tr.Status()
+	mu.Lock()
+	snap = snapshot{
+		hasToken: true, expiresOn: time.Now().Add(time.Hour), rotations: 3, requests: 7,
+		failures: map[string]int64{"timeout": 2, "credential": 1}, reauths: 40, reauthRefusals: 1,
+		current: 9, older: 1, maintenance: &ts,
+	}
+	mu.Unlock()
+	got = collect(t, reader)
+	want := map[string]map[string]float64{
+		MetricTokenRotations + " {rotation}":  {"": 3},
+		MetricTokenRequests + " {request}":    {"": 7},
+		MetricRefreshFailures + " {failure}":  {"timeout": 2, "credential": 1},
+		MetricReauths + " {reauth}":           {"": 40},
+		MetricReauthRefusals + " {reauth}":    {"": 1},
+		MetricConnections + " {connection}":   {"current": 9, "older": 1},
+		MetricMaintenance + " {event}":        {"NodeMaintenanceStart": 2, "other": 1},
+		MetricMaintenanceWrong + " {message}": {"": 1},
+	}
+	for name, vals := range want {
+		for k, v := range vals {
+			if got[name][k] != v {
+				t.Errorf("%s[%q] = %v, want %v (all: %v)", name, k, got[name][k], v, got[name])
+			}
+		}
+		if len(got[name]) != len(vals) {
+			t.Errorf("%s: %v, want %v", name, got[name], vals)
+		}
+	}
+	if r := got[MetricTokenRemaining+" s"][""]; r < 3590 || r > 3600 {
+		t.Errorf("remaining = %v, want about 3600", r)
+	}
+	mu.Lock()
+	snap.expiresOn = time.Now().Add(-time.Minute)
+	mu.Unlock()
+	if r := collect(t, reader)[MetricTokenRemaining+" s"][""]; r != 0 {
+		t.Errorf("remaining after expiry = %v, want 0", r)
+	}
+	if err := unregister(); err != nil {
+		t.Fatal(err)
+	}
+	if got := collect(t, reader); len(got) != 0 {
+		t.Errorf("after unregister: %v", got)
+	}
+}
