@@ -35,6 +35,13 @@ func (s *Server) PublishMaintenance(ctx context.Context, ev azevents.Event) (rec
 	if err != nil {
 		return 0, fmt.Errorf("entraredistest: publish maintenance event: %w", err)
 	}
+	return s.PublishMaintenanceMessage(ctx, string(msg))
+}
+
+// PublishMaintenanceMessage publishes msg as it is on azevents.Channel (a
+// malformed notification, say, to test how it is handled) and returns how
+// many subscribed connections received it.
+func (s *Server) PublishMaintenanceMessage(ctx context.Context, msg string) (receivers int, err error) {
 	var n int64
 	err = s.withBackend(ctx, func(c *redis.Client) error {
 		var err error

@@ -151,3 +151,29 @@ func TestFailoverContext(t *testing.T) {
 		t.Fatalf("Failover = %+v, %v; want a deadline error", r, err)
 	}
 }
+
+func TestRevoke(t *testing.T) {
+	srv := NewServer(t, Options{Backend: BackendInProcess, TokenLifetime: time.Hour})
+	cred := srv.Credential()
+	live := dialRaw(t, srv)
+	if got := live.do("AUTH", cred.ObjectID(), token(t, cred)); got != "+OK\r\n" {
+		t.Fatalf("AUTH = %q", got)
+	}
+	srv.Revoke(cred.ObjectID())
+	if got := dialRaw(t, srv).do("AUTH", cred.ObjectID(), token(t, cred)); got != wrongPass {
+		t.Fatalf("AUTH after Revoke = %q, want WRONGPASS", got)
+	}
+	if got := live.do("AUTH", cred.ObjectID(), token(t, cred)); got != wrongPass {
+		t.Fatalf("re-AUTH after Revoke = %q, want WRONGPASS", got)
+	}
+	if got := live.do("PING"); got != "+PONG\r\n" {
+		t.Fatalf("the live connection after a refused re-AUTH: %q, want it still authenticated", got)
+	}
+	srv.Allow(cred.ObjectID(), RoleOwner)
+	if got := dialRaw(t, srv).do("AUTH", cred.ObjectID(), token(t, cred)); got != "+OK\r\n" {
+		t.Fatalf("AUTH after Allow = %q", got)
+	}
+	if n, err := srv.PublishMaintenanceMessage(context.Background(), "not|an|event"); err != nil || n != 0 {
+		t.Fatalf("PublishMaintenanceMessage = %d, %v", n, err)
+	}
+}

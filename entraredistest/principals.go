@@ -49,3 +49,15 @@ func (p *principals) Allow(objectID string, role Role) {
 	}
 	p.dir.set(objectID, role)
 }
+
+// Revoke removes a principal's access policy, as an administrator would in
+// the Azure portal: from now on its AUTHs (new connections and re-AUTHs of
+// live ones) are refused with WRONGPASS; connections already authenticated
+// keep working until their token expires. Allow gives it back.
+func (p *principals) Revoke(objectID string) { p.dir.remove(objectID) }
+
+func (d *directory) remove(oid string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.roles, oid)
+}
