@@ -1,4 +1,4 @@
-package entraredis
+package entratoken
 
 import (
 	"context"
@@ -58,8 +58,8 @@ func TestNewTokenRejectsBadTokensClearly(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &Credentials{set: (&Options{}).settings()}
-			_, err := c.newToken(azcore.AccessToken{Token: tc.token, ExpiresOn: now.Add(time.Hour)}, now)
+			o := (&Options{}).withDefaults()
+			_, err := newToken(&o, azcore.AccessToken{Token: tc.token, ExpiresOn: now.Add(time.Hour)}, now)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -78,12 +78,12 @@ func TestNewTokenRejectsBadTokensClearly(t *testing.T) {
 		})
 	}
 	t.Run("no oid but a username", func(t *testing.T) {
-		c := &Credentials{set: (&Options{Username: "my-object-id"}).settings()}
-		tok, err := c.newToken(azcore.AccessToken{Token: noOID, ExpiresOn: now.Add(time.Hour)}, now)
+		o := (&Options{Username: "my-object-id"}).withDefaults()
+		tok, err := newToken(&o, azcore.AccessToken{Token: noOID, ExpiresOn: now.Add(time.Hour)}, now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if u, _ := tok.creds.BasicAuth(); u != "my-object-id" {
+		if u, _ := (Token{tok}).BasicAuth(); u != "my-object-id" {
 			t.Fatalf("user %q", u)
 		}
 	})
@@ -96,7 +96,7 @@ func TestWaitReadyExplainsAMissingOID(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, _ := NewCredentials(staticCredential{tok: azcore.AccessToken{Token: tok, ExpiresOn: time.Now().Add(time.Hour)}}, (&recorder{}).options(Options{}))
+		c, _ := NewSource(staticCredential{tok: azcore.AccessToken{Token: tok, ExpiresOn: time.Now().Add(time.Hour)}}, (&recorder{}).options(Options{}))
 		defer c.Close()
 		err = c.WaitReady(t.Context())
 		if !errors.Is(err, ErrNoObjectID) || !strings.Contains(err.Error(), "Options.Username") {
@@ -111,7 +111,7 @@ func TestWaitReadyExplainsAMissingOID(t *testing.T) {
 func TestWrongScopeIsExplained(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cred := newIssuer(t).NewCredential(entraredistest.CredentialOptions{})
-		c, _ := NewCredentials(cred, (&recorder{}).options(Options{Scope: "https://storage.azure.com/.default"}))
+		c, _ := NewSource(cred, (&recorder{}).options(Options{Scope: "https://storage.azure.com/.default"}))
 		defer c.Close()
 		err := c.WaitReady(t.Context())
 		var te *TokenError
@@ -134,7 +134,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, o)
 		defer c.Close()
 		l := &listener{}
-		creds, _, err := c.Subscribe(l)
+		creds, _, err := c.Attach(l)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,17 +172,17 @@ func FuzzParseToken(f *testing.F) {
 	f.Add("a.b.c")
 	f.Add("..")
 	f.Add("")
-	c := &Credentials{set: (&Options{}).settings()}
+	o := (&Options{}).withDefaults()
 	now := time.Unix(1_700_000_000, 0)
 	f.Fuzz(func(t *testing.T, raw string) {
-		tok, err := c.newToken(azcore.AccessToken{Token: raw, ExpiresOn: now.Add(time.Hour)}, now)
+		tok, err := newToken(&o, azcore.AccessToken{Token: raw, ExpiresOn: now.Add(time.Hour)}, now)
 		if err != nil {
 			if len(raw) >= 8 && strings.Contains(err.Error(), raw) {
 				t.Fatalf("error %q contains the token", err)
 			}
 			return
 		}
-		if u, p := tok.creds.BasicAuth(); u == "" || p != raw {
+		if u, p := (Token{tok}).BasicAuth(); u == "" || p != raw {
 			t.Fatalf("accepted with user %q", u)
 		}
 		if !tok.expiresOn.After(now) {
@@ -197,7 +197,7 @@ func TestConcurrentFirstDialsShareOneRequest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cred := newIssuer(t).NewCredential(entraredistest.CredentialOptions{})
 		cred.SetDelay(2 * time.Second)
-		c, err := NewCredentials(cred, (&recorder{}).options(Options{}))
+		c, err := NewSource(cred, (&recorder{}).options(Options{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,7 +205,7 @@ func TestConcurrentFirstDialsShareOneRequest(t *testing.T) {
 		errs := make(chan error, 200)
 		for range 200 {
 			go func() {
-				_, _, err := c.Subscribe(&listener{})
+				_, _, err := c.Attach(&listener{})
 				errs <- err
 			}()
 		}
@@ -245,7 +245,7 @@ func TestHungCredentialDoesNotStopTheRefresher(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := &hungCredential{inner: newIssuer(t).NewCredential(entraredistest.CredentialOptions{Lifetime: time.Hour}), release: make(chan struct{})}
 		var r recorder
-		c, err := NewCredentials(h, r.options(Options{}))
+		c, err := NewSource(h, r.options(Options{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -274,7 +274,7 @@ func TestHungCredentialDoesNotStopTheRefresher(t *testing.T) {
 func TestCloseDoesNotWaitForAHungCredential(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := &hungCredential{inner: newIssuer(t).NewCredential(entraredistest.CredentialOptions{Lifetime: time.Hour}), release: make(chan struct{})}
-		c, _ := NewCredentials(h, (&recorder{}).options(Options{}))
+		c, _ := NewSource(h, (&recorder{}).options(Options{}))
 		if err := c.WaitReady(t.Context()); err != nil {
 			t.Fatal(err)
 		}
