@@ -1,5 +1,12 @@
 package entratoken
 
+import (
+	"context"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+)
+
 // Test plumbing: the names the tests used when they tested the go-redis
 // provider of package entraredis, on the Source they now test directly.
 
@@ -18,4 +25,19 @@ func (s *Source) peek() *token {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tok
+}
+
+// Short names for the test credentials' signatures.
+type (
+	contextT        = context.Context
+	tokenOptions    = policy.TokenRequestOptions
+	accessToken     = azcore.AccessToken
+	tokenCredential = azcore.TokenCredential
+)
+
+// credentialFunc is a credential made of a function.
+type credentialFunc func(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error)
+
+func (f credentialFunc) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return f(ctx, o)
 }
