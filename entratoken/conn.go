@@ -22,42 +22,58 @@ const (
 // (Azure's Entra endpoints require TLS), and URLs with user info, which would
 // carry a secret that this library replaces with the token anyway.
 func CheckAddr(addr string) (hostport string, err error) {
-	in := addr
+	host, port, err := SplitAddr(addr)
+	if err != nil {
+		return "", err
+	}
+	if port == 0 {
+		return "", fmt.Errorf(prefix+"address %q has no port: Azure Cache for Redis listens on %s, Azure Managed Redis on %s (for example %s)", redactURL(addr), portCache, portManaged, net.JoinHostPort(host, portCache))
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
+}
+
+// SplitAddr is CheckAddr for tools that default the port (the doctor
+// command): it also accepts a host without a port, and then returns port 0.
+func SplitAddr(addr string) (host string, port int, err error) {
+	in := redactURL(addr)
 	if scheme, _, ok := strings.Cut(addr, "://"); ok {
 		u, err := url.Parse(addr)
 		if err != nil {
-			return "", fmt.Errorf(prefix+"address %q is not a valid URL", redactURL(addr))
+			return "", 0, fmt.Errorf(prefix+"address %q is not a valid URL", in)
 		}
 		switch strings.ToLower(scheme) {
 		case "rediss":
 		case "redis":
-			return "", fmt.Errorf(prefix+"address %q: redis:// is plaintext, and Azure requires TLS: use rediss://%s", redactURL(addr), u.Host)
+			return "", 0, fmt.Errorf(prefix+"address %q: redis:// is plaintext, and Azure requires TLS: use rediss://%s", in, u.Host)
 		default:
-			return "", fmt.Errorf(prefix+"address %q: unknown scheme %q: use host:port or rediss://host:port", redactURL(addr), scheme)
+			return "", 0, fmt.Errorf(prefix+"address %q: unknown scheme %q: use host:port or rediss://host:port", in, scheme)
 		}
 		if u.User != nil {
-			return "", fmt.Errorf(prefix+"address %q: remove the user info: it would carry a secret, and the password is the Microsoft Entra token (the user name comes from the token, or Options.Username)", redactURL(addr))
+			return "", 0, fmt.Errorf(prefix+"address %q: remove the user info: it would carry a secret, and the password is the Microsoft Entra token (the user name comes from the token, or Options.Username)", in)
 		}
 		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-			return "", fmt.Errorf(prefix+"address %q: only rediss://host:port is read: set the database and other settings in the redis options", redactURL(addr))
+			return "", 0, fmt.Errorf(prefix+"address %q: only rediss://host:port is read: set the database and other settings in the redis options", in)
 		}
 		addr = u.Host
 	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		var ae *net.AddrError
-		if errors.As(err, &ae) && ae.Err == "missing port in address" {
-			return "", fmt.Errorf(prefix+"address %q has no port: Azure Cache for Redis listens on %s, Azure Managed Redis on %s (for example %s)", in, portCache, portManaged, net.JoinHostPort(strings.Trim(addr, "[]"), portCache))
-		}
-		return "", fmt.Errorf(prefix+"address %q is not host:port: %s", in, strings.TrimPrefix(err.Error(), "address "+addr+": "))
+	h, p, err := net.SplitHostPort(addr)
+	var ae *net.AddrError
+	switch {
+	case errors.As(err, &ae) && ae.Err == "missing port in address":
+		h, p = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"), ""
+	case err != nil:
+		return "", 0, fmt.Errorf(prefix+"address %q is not host:port: %s", in, strings.TrimPrefix(err.Error(), "address "+addr+": "))
 	}
-	if host == "" {
-		return "", fmt.Errorf(prefix+"address %q has no host", in)
+	if h == "" {
+		return "", 0, fmt.Errorf(prefix+"address %q has no host", in)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return "", fmt.Errorf(prefix+"address %q: port %q is not a number from 1 to 65535 (Azure Cache for Redis: %s, Azure Managed Redis: %s)", in, port, portCache, portManaged)
+	if p == "" {
+		return h, 0, nil
 	}
-	return net.JoinHostPort(host, port), nil
+	if port, err = strconv.Atoi(p); err != nil || port <= 0 || port > 65535 {
+		return "", 0, fmt.Errorf(prefix+"address %q: port %q is not a number from 1 to 65535 (Azure Cache for Redis: %s, Azure Managed Redis: %s)", in, p, portCache, portManaged)
+	}
+	return h, port, nil
 }
 
 // redactURL returns a URL with its user info (a secret) left out, for error messages.

@@ -3,6 +3,7 @@ package entratoken
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -30,7 +31,7 @@ func TestCheckAddr(t *testing.T) {
 		{"c.redis.cache.windows.net:port", "", []string{"port"}},
 		{"c.redis.cache.windows.net:0", "", []string{"1 to 65535"}},
 		{":6380", "", []string{"no host"}},
-		{"", "", []string{"no port"}},
+		{"", "", []string{"no host"}},
 		{"::1", "", []string{"not host:port"}},
 	}
 	for _, tc := range cases {
@@ -56,6 +57,29 @@ func TestCheckAddr(t *testing.T) {
 		}
 		if strings.Count(msg, "entraredis:") != 1 {
 			t.Errorf("CheckAddr(%q): %q has not one prefix", tc.in, msg)
+		}
+	}
+}
+
+// TestSplitAddr: the doctor command's parser, CheckAddr with an optional port.
+func TestSplitAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"c.redis.cache.windows.net":                    "c.redis.cache.windows.net 0",
+		"c.redis.cache.windows.net:6380":               "c.redis.cache.windows.net 6380",
+		"rediss://c.westeurope.redis.azure.net/":       "c.westeurope.redis.azure.net 0",
+		"rediss://c.westeurope.redis.azure.net:10000/": "c.westeurope.redis.azure.net 10000",
+		"[::1]":                             "::1 0",
+		"[::1]:6380":                        "::1 6380",
+		"redis://c.redis.cache.windows.net": "error",
+		"c:notaport":                        "error",
+	} {
+		h, p, err := SplitAddr(in)
+		got := fmt.Sprintf("%s %d", h, p)
+		if err != nil {
+			got = "error"
+		}
+		if got != want {
+			t.Errorf("SplitAddr(%q) = %q (%v), want %q", in, got, err, want)
 		}
 	}
 }
