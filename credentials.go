@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/redis/go-redis/v9/auth"
@@ -26,7 +25,7 @@ import (
 //	defer creds.Close()
 //	rdb := redis.NewClient(&redis.Options{Addr: addr, TLSConfig: tlsConfig, StreamingCredentialsProvider: creds})
 //
-// It is safe for concurrent use. Its String method and every error it returns
+// It is safe for concurrent use. Printing it, and every error it returns,
 // leave the token out.
 type Credentials struct {
 	src  *entratoken.Source // the token, its refresher, its events; never changes
@@ -85,12 +84,6 @@ func (c *Credentials) Status() Status { return c.src.Status() }
 // returns nil; it may be called from a callback. Connections keep working
 // until their token expires.
 func (c *Credentials) Close() error { return c.src.Close() }
-
-// String describes the credentials without the token.
-func (c *Credentials) String() string {
-	st := c.src.Status()
-	return fmt.Sprintf("entraredis.Credentials{scope: %s, user: %s, expires: %s}", c.src.Scope(), st.Username, st.ExpiresOn.Format(time.RFC3339))
-}
 
 // username returns the user name in use: the token's, or the configured one
 // before the first token.

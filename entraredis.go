@@ -241,9 +241,6 @@ func (c *Client) AddHook(h redis.Hook) {
 func (c *Client) Close() error { return c.closeAll(c.Client, c.session) }
 
 // String describes the client without secrets.
-func (c *Client) String() string { return "entraredis." + c.Client.String() }
-
-// String describes the client without secrets.
 func (c *ClusterClient) String() string {
 	return fmt.Sprintf("entraredis.ClusterClient<%s>", strings.Join(c.Options().Addrs, ","))
 }

@@ -2,14 +2,10 @@ package entraredis
 
 import "github.com/entraredis/entraredis/entratoken"
 
-// Scopes that Azure Cache for Redis and Azure Managed Redis accept.
-const (
-	// DefaultScope is the scope asked for when Options.Scope is empty.
-	DefaultScope = entratoken.DefaultScope
-	// LegacyScope is the preview-era scope that the original samples used. Azure still
-	// accepts it; there is no reason to choose it for new code.
-	LegacyScope = entratoken.LegacyScope
-)
+// DefaultScope is the OAuth scope asked for when Options.Scope is empty:
+// the one Azure Cache for Redis and Azure Managed Redis accept.
+// (entratoken.LegacyScope is the preview-era one.)
+const DefaultScope = entratoken.DefaultScope
 
 // Options configures the token refresher of Client, ClusterClient and
 // Credentials: scope, user name, refresh timing, logger, callbacks, plaintext
