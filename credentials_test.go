@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -91,6 +92,40 @@ func TestCredentialsAdapter(t *testing.T) {
 		}
 		if err := c.WaitReady(t.Context()); !errors.Is(err, ErrClosed) {
 			t.Fatalf("WaitReady after Close: %v", err)
+		}
+	})
+}
+
+// TestCloseFromACallbackWhileClosing: the client's Close waits for a running
+// callback; that callback calling Close too must not deadlock.
+func TestCloseFromACallbackWhileClosing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		is, err := entraredistest.NewIssuer(entraredistest.IssuerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var o atomic.Pointer[owner]
+		inCallback := make(chan struct{})
+		var returned atomic.Bool
+		c, err := NewCredentials(is.NewCredential(entraredistest.CredentialOptions{}), &Options{Logger: benchQuiet,
+			OnTokenRefreshed: func(TokenRefreshed) {
+				close(inCallback)
+				time.Sleep(time.Second) // the first Close is waiting for this callback by now
+				o.Load().closeAll()
+				returned.Store(true)
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ow := &owner{creds: c}
+		o.Store(ow)
+		<-inCallback
+		start := time.Now()
+		if err := ow.closeAll(); err != nil {
+			t.Fatal(err)
+		}
+		if !returned.Load() || time.Since(start) != time.Second {
+			t.Fatalf("the callback's Close returned: %v; the first Close took %v, want the callback's 1 s", returned.Load(), time.Since(start))
 		}
 	})
 }

@@ -73,24 +73,42 @@ type ClusterClient struct {
 // status, and a Close that also stops the refresher.
 type owner struct {
 	creds *Credentials
-	once  sync.Once
-	err   error
+
+	mu   sync.Mutex    // guards the fields below
+	done chan struct{} // made by the first Close, closed when it has finished
+	err  error         // the first Close's result
 }
 
 // Status returns a snapshot of the token and its refresher, for health checks.
 func (o *owner) Status() Status { return o.creds.Status() }
 
-// closeAll closes the pools, then the credentials, once; later calls return
-// the first call's result.
+// closeAll closes the pools, then the credentials, once. A later call returns
+// the first call's result, or nil while the first call is still running: it
+// does not wait for it, because the first call waits for a running callback,
+// which may be the caller.
 func (o *owner) closeAll(pools ...interface{ Close() error }) error {
-	o.once.Do(func() {
-		var errs []error
-		for _, p := range pools {
-			errs = append(errs, p.Close())
+	o.mu.Lock()
+	if done := o.done; done != nil {
+		defer o.mu.Unlock()
+		select {
+		case <-done:
+			return o.err
+		default:
+			return nil
 		}
-		o.err = errors.Join(append(errs, o.creds.Close())...)
-	})
-	return o.err
+	}
+	o.done = make(chan struct{})
+	o.mu.Unlock()
+	var errs []error
+	for _, p := range pools {
+		errs = append(errs, p.Close())
+	}
+	err := errors.Join(append(errs, o.creds.Close())...)
+	o.mu.Lock()
+	o.err = err
+	close(o.done)
+	o.mu.Unlock()
+	return err
 }
 
 // Both clients can stand in for go-redis' own wherever a redis.UniversalClient
@@ -237,7 +255,8 @@ func (c *Client) AddHook(h redis.Hook) {
 }
 
 // Close closes the client's connections and stops the token refresher. It is
-// safe to call more than once; later calls return the first call's result.
+// safe to call more than once, from a callback too; later calls return the
+// first call's result (nil while it is still running).
 func (c *Client) Close() error { return c.closeAll(c.Client, c.session) }
 
 // String describes the client without secrets.
@@ -276,7 +295,8 @@ func (c *ClusterClient) AddHook(h redis.Hook) {
 }
 
 // Close closes the client's connections and stops the token refresher. It is
-// safe to call more than once; later calls return the first call's result.
+// safe to call more than once, from a callback too; later calls return the
+// first call's result (nil while it is still running).
 func (c *ClusterClient) Close() error { return c.closeAll(c.ClusterClient, c.session) }
 
 // shared points at the fields of redis.Options or redis.ClusterOptions that
