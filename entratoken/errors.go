@@ -91,7 +91,45 @@ func (e *TokenError) Unwrap() error { return e.Err }
 // Hint says what usually causes this failure and what to check; "" when
 // there is nothing to add to the message.
 func (e *TokenError) Hint() string {
-	err := e.Err
+	switch FailureKindOf(e.Err) {
+	case FailureTimeout:
+		return "timed out: check that this host reaches Microsoft Entra ID (login.microsoftonline.com) or the managed identity endpoint, or raise Options.AttemptTimeout"
+	case FailureCanceled:
+		return "canceled by the caller"
+	case FailureNoObjectID:
+		return "set Options.Username to the object ID of the principal that holds the Redis access policy"
+	case FailureMalformedToken:
+		return "the credential did not return a Microsoft Entra access token"
+	case FailureInvalidScope:
+		return "the scope is not valid for this tenant: Azure Cache for Redis and Azure Managed Redis use " + DefaultScope
+	case FailureUnavailable:
+		return "the credential is not available in this environment: check its configuration (environment variables, managed identity, az login), or use another credential"
+	case FailureRefused:
+		return "Microsoft Entra ID refused the request: check the credential's client ID, tenant and secret or certificate"
+	}
+	return ""
+}
+
+// FailureKind is the kind of a failed token refresh, for metrics and
+// alerts: a short, fixed string that never holds a token or an error text.
+type FailureKind string
+
+// The kinds of refresh failures, as FailureKindOf tells them apart.
+const (
+	FailureTimeout        FailureKind = "timeout"                // the attempt ran out of Options.AttemptTimeout
+	FailureCanceled       FailureKind = "canceled"               // the caller's context was canceled
+	FailureNoObjectID     FailureKind = "no_object_id"           // the token has no oid claim and no Username is set
+	FailureMalformedToken FailureKind = "malformed_token"        // the credential's token is not a JWT with an expiry
+	FailureInvalidScope   FailureKind = "invalid_scope"          // Microsoft Entra ID refused the scope
+	FailureUnavailable    FailureKind = "credential_unavailable" // the credential cannot work in this environment
+	FailureRefused        FailureKind = "authentication_failed"  // Microsoft Entra ID refused the credential
+	FailureOther          FailureKind = "other"                  // anything else
+)
+
+// FailureKindOf classifies a refresh failure (the error of RefreshFailed,
+// Status.LastError, or TokenError.Err): the one classification behind both
+// TokenError.Hint and Status.RefreshFailures.
+func FailureKindOf(err error) FailureKind {
 	var failed *azidentity.AuthenticationFailedError
 	msg := ""
 	if err != nil {
@@ -99,21 +137,21 @@ func (e *TokenError) Hint() string {
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return "timed out: check that this host reaches Microsoft Entra ID (login.microsoftonline.com) or the managed identity endpoint, or raise Options.AttemptTimeout"
+		return FailureTimeout
 	case errors.Is(err, context.Canceled):
-		return "canceled by the caller"
+		return FailureCanceled
 	case errors.Is(err, ErrNoObjectID):
-		return "set Options.Username to the object ID of the principal that holds the Redis access policy"
+		return FailureNoObjectID
 	case errors.Is(err, ErrMalformedToken):
-		return "the credential did not return a Microsoft Entra access token"
+		return FailureMalformedToken
 	case strings.Contains(msg, "AADSTS500011"), strings.Contains(msg, "AADSTS70011"), strings.Contains(msg, "invalid_scope"):
-		return "the scope is not valid for this tenant: Azure Cache for Redis and Azure Managed Redis use " + DefaultScope
+		return FailureInvalidScope
 	case strings.Contains(msg, "no credential") || strings.Contains(msg, "unavailable"):
-		return "the credential is not available in this environment: check its configuration (environment variables, managed identity, az login), or use another credential"
+		return FailureUnavailable
 	case errors.As(err, &failed):
-		return "Microsoft Entra ID refused the request: check the credential's client ID, tenant and secret or certificate"
+		return FailureRefused
 	}
-	return ""
+	return FailureOther
 }
 
 // AuthError explains a WRONGPASS or NOPERM reply from the server. It wraps the

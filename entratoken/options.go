@@ -2,6 +2,8 @@ package entratoken
 
 import (
 	"log/slog"
+
+	"github.com/entraredis/entraredis/azevents"
 	"math"
 	"time"
 )
@@ -114,9 +116,7 @@ type Options struct {
 
 	// OnTokenRefreshed is called after a new token was installed, the first
 	// one included. It runs on the Source's event goroutine (see Options);
-	// the first token's call never delays the constructor that waits for it,
-	// and may run before that constructor returns (a callback that uses the
-	// client gets it through a synchronised variable).
+	// the first token's call never delays the constructor that waits for it.
 	// default: none
 	OnTokenRefreshed func(TokenRefreshed)
 	// OnRefreshFailed is called after each failed refresh attempt, on the
@@ -131,6 +131,18 @@ type Options struct {
 	// Options), never inside the client's hook.
 	// default: none
 	OnReauthFailed func(ReauthFailed)
+
+	// MaintenanceEvents says whether a client subscribes to the maintenance
+	// notifications of Azure Cache for Redis (channel AzureRedisEvents, on
+	// one connection of its own; see package azevents). They are reported to
+	// OnMaintenance, the Logger, Status.Maintenance and the metrics of
+	// package entraredisotel.
+	// default: MaintenanceAuto (on for Azure Cache for Redis host names, *.redis.cache.windows.net and the sovereign clouds', off elsewhere: Azure Managed Redis publishes none)
+	MaintenanceEvents MaintenanceMode
+	// OnMaintenance is called with each maintenance event, in order, on the
+	// Source's event goroutine (see Options).
+	// default: none
+	OnMaintenance func(azevents.Event)
 
 	// Plaintext turns TLS off. Azure requires TLS: this exists for local
 	// emulators and is refused for any host but a loopback one unless

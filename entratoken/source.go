@@ -20,12 +20,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/entraredis/entraredis/azevents"
 )
 
 // Listener is one live connection (or one client-side hand-out target) that
@@ -52,6 +55,8 @@ type Source struct {
 
 	requests       atomic.Int64 // GetToken calls
 	reauthFailures atomic.Int64 // refused AUTHs reported by ReportReauth
+	reauths        atomic.Int64 // accepted AUTHs reported by ReportReauth
+	maintenance    azevents.Tracker
 
 	mu          sync.Mutex            // guards the fields below
 	tok         *token                // the token in use; nil until the first success
@@ -61,6 +66,7 @@ type Source struct {
 	lastErr     error                 // the last failure, nil after a success
 	lastErrAt   time.Time             // when lastErr happened
 	failures    int                   // failed attempts since the last success
+	failedKinds map[FailureKind]int64 // failed attempts since the start, by kind
 	connStats   func() ConnStats      // set by SetConnStats; nil for none
 
 	firstDone chan struct{}      // closed by the refresher when its first attempt has finished
@@ -227,11 +233,13 @@ func checkListener(l Listener) {
 }
 
 // ReportReauth is how a client layer reports the outcome of one AUTH with a
-// token of this Source (nil: accepted). A refusal is counted in
+// token of this Source on a live connection (nil: accepted, counted in
+// Status.Reauths). A refusal is counted in
 // Status.ReauthFailures, logged, and passed to Options.OnReauthFailed on the
 // event goroutine; ReportReauth itself never blocks and never runs a callback.
 func (s *Source) ReportReauth(err error) {
 	if err == nil {
+		s.reauths.Add(1)
 		return
 	}
 	s.reauthFailures.Add(1)
@@ -287,21 +295,24 @@ func (s *Source) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
 
 // Status is a snapshot of a Source for health checks and dashboards.
 type Status struct {
-	State               TokenState // the token's state when the snapshot was taken
-	Username            string     // the Redis user name in use; Options.Username before the first token
-	ExpiresOn           time.Time  // expiry of the token in use; zero before the first token
-	LastRefresh         time.Time  // when the token in use was received
-	NextRefresh         time.Time  // when the refresher next asks the credential; zero after Close
-	Rotations           int64      // tokens installed after the first one
-	TokenRequests       int64      // GetToken calls, retries included
-	ConsecutiveFailures int        // failed attempts since the last success
-	LastError           error      // the last failure, nil after a success
-	LastErrorAt         time.Time  // when LastError happened
-	Connections         int        // connections subscribed to token updates
-	Conns               ConnStats  // the client layer's per-connection counts (see Source.SetConnStats)
-	ReauthFailures      int64      // AUTHs the server refused (see Source.ReportReauth)
-	DroppedEvents       int64      // events dropped because a callback was too slow (see Options)
-	Closed              bool       // Close was called: nothing is refreshed any more
+	State               TokenState            // the token's state when the snapshot was taken
+	Username            string                // the Redis user name in use; Options.Username before the first token
+	ExpiresOn           time.Time             // expiry of the token in use; zero before the first token
+	LastRefresh         time.Time             // when the token in use was received
+	NextRefresh         time.Time             // when the refresher next asks the credential; zero after Close
+	Rotations           int64                 // tokens installed after the first one
+	TokenRequests       int64                 // GetToken calls, retries included
+	ConsecutiveFailures int                   // failed attempts since the last success
+	LastError           error                 // the last failure, nil after a success
+	LastErrorAt         time.Time             // when LastError happened
+	Connections         int                   // connections subscribed to token updates
+	Conns               ConnStats             // the client layer's per-connection counts (see Source.SetConnStats)
+	ReauthFailures      int64                 // AUTHs the server refused (see Source.ReportReauth)
+	Reauths             int64                 // AUTHs with a new token the server accepted on live connections (see Source.ReportReauth)
+	RefreshFailures     map[FailureKind]int64 // failed refresh attempts since the start, by kind (FailureKindOf); nil before the first
+	Maintenance         azevents.Status       // Azure maintenance events seen (see Options.MaintenanceEvents): the last one, the next announced maintenance, counts
+	DroppedEvents       int64                 // events dropped because a callback was too slow (see Options)
+	Closed              bool                  // Close was called: nothing is refreshed any more
 }
 
 // Valid reports whether the status has a usable token at now (one that has
@@ -325,6 +336,8 @@ func (s *Source) Status() Status {
 		LastErrorAt:         s.lastErrAt,
 		Connections:         len(s.listeners),
 		ReauthFailures:      s.reauthFailures.Load(),
+		Reauths:             s.reauths.Load(),
+		RefreshFailures:     maps.Clone(s.failedKinds),
 		Closed:              s.closed,
 	}
 	if s.closed {
@@ -337,6 +350,7 @@ func (s *Source) Status() Status {
 	conns := s.connStats
 	s.mu.Unlock()
 	st.DroppedEvents = s.ev.droppedCount()
+	st.Maintenance = s.maintenance.Status()
 	if conns != nil {
 		st.Conns = conns()
 	}
