@@ -10,7 +10,64 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/entraredis/entraredis/azevents"
+	"github.com/entraredis/entraredis/entratoken"
 )
+
+// Source is what InstrumentMetrics reads: an *entraredis.Client,
+// *entraredis.ClusterClient or *entraredis.Credentials, or an
+// *entratoken.Source.
+type Source interface {
+	Status() entratoken.Status
+}
+
+// Options configures InstrumentMetrics. nil means all defaults.
+type Options struct {
+	// MeterProvider creates the meter (scope ScopeName).
+	// default: the global one, otel.GetMeterProvider()
+	MeterProvider metric.MeterProvider
+	// Attributes are added to every measurement, to tell several clients
+	// apart (the cache's name, say). Never put a secret here.
+	// default: none
+	Attributes []attribute.KeyValue
+}
+
+// InstrumentMetrics registers the instruments of the package doc for src:
+// one callback, run by the MeterProvider's reader at each collection, reads
+// src.Status() once and reports every instrument from it; nothing runs on
+// the command path. unregister stops the reporting (call it when src is
+// closed); it is safe to call more than once.
+func InstrumentMetrics(src Source, opts *Options) (unregister func() error, err error) {
+	if src == nil {
+		return nil, fmt.Errorf("entraredis: metrics: InstrumentMetrics needs a client or a Source")
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	return instruments(o.MeterProvider, o.Attributes, func() snapshot { return snapshotOf(src.Status()) })
+}
+
+// snapshotOf maps a Status to what the instruments report.
+func snapshotOf(st entratoken.Status) snapshot {
+	s := snapshot{
+		hasToken:       !st.ExpiresOn.IsZero() && !st.Closed,
+		expiresOn:      st.ExpiresOn,
+		rotations:      st.Rotations,
+		requests:       st.TokenRequests,
+		reauths:        st.Reauths,
+		reauthRefusals: st.ReauthFailures,
+		current:        st.Conns.Current,
+		older:          st.Conns.Older,
+		maintenance:    st.Maintenance,
+	}
+	if len(st.RefreshFailures) > 0 {
+		s.failures = make(map[string]int64, len(st.RefreshFailures))
+		for k, n := range st.RefreshFailures {
+			s.failures[string(k)] = n
+		}
+	}
+	return s
+}
 
 // ScopeName is the instrumentation scope of the meter.
 const ScopeName = "github.com/entraredis/entraredis/entraredisotel"
@@ -48,7 +105,7 @@ type snapshot struct {
 	reauths        int64
 	reauthRefusals int64
 	current, older int
-	maintenance    *azevents.Status // nil when the source has no maintenance subscription
+	maintenance    azevents.Status
 }
 
 // instruments registers the observable instruments on mp and one callback
@@ -100,7 +157,8 @@ func instruments(mp metric.MeterProvider, attrs []attribute.KeyValue, read func(
 		o.ObserveInt64(refusals, s.reauthRefusals, base)
 		o.ObserveInt64(conns, int64(s.current), with(AttrConnectionToken.String("current")))
 		o.ObserveInt64(conns, int64(s.older), with(AttrConnectionToken.String("older")))
-		if st := s.maintenance; st != nil {
+		{
+			st := s.maintenance
 			other := int64(0)
 			for typ, n := range st.Counts {
 				if typ.Known() {
