@@ -195,26 +195,34 @@ func parseInt(b []byte) (int64, bool) {
 		neg = b[0] == '-'
 		b = b[1:]
 	}
-	if len(b) == 0 || len(b) > 19 {
+	if len(b) == 0 {
 		return 0, false
 	}
 	var n uint64
 	for _, c := range b {
-		if c < '0' || c > '9' {
+		if c < '0' || c > '9' || !accumulate(&n, c, neg) {
 			return 0, false
 		}
-		n = n*10 + uint64(c-'0')
 	}
 	if neg {
-		if n > 1<<63 {
-			return 0, false
-		}
 		return int64(-n), true
 	}
-	if n > 1<<63-1 {
-		return 0, false
-	}
 	return int64(n), true
+}
+
+// accumulate adds the decimal digit c to *n; it reports false when the
+// result would not fit an int64 (of the given sign).
+func accumulate(n *uint64, c byte, neg bool) bool {
+	limit := uint64(1<<63 - 1)
+	if neg {
+		limit = 1 << 63
+	}
+	d := uint64(c - '0')
+	if *n > (limit-d)/10 {
+		return false
+	}
+	*n = *n*10 + d
+	return true
 }
 
 // Frame describes one complete top-level RESP frame.
@@ -273,14 +281,14 @@ type Scanner struct {
 	st      state
 	inFrame bool
 
-	kind    Kind  // type of the element being read
-	neg     bool  // the number being parsed has a '-'
-	digits  int   // digits of the number so far
-	num     int64 // absolute value of the number so far
-	lineLen int64 // bytes of the line text so far
-	rem     int64 // payload bytes still to read
-	blen    int64 // payload length
-	rec     *Elem // head element being filled, or nil
+	kind    Kind   // type of the element being read
+	neg     bool   // the number being parsed has a '-'
+	digits  int    // digits of the number so far
+	num     uint64 // absolute value of the number so far
+	lineLen int64  // bytes of the line text so far
+	rem     int64  // payload bytes still to read
+	blen    int64  // payload length
+	rec     *Elem  // head element being filled, or nil
 
 	stack []level // open aggregates; stack[:depth] are live
 	depth int
@@ -506,14 +514,12 @@ func (s *Scanner) lineByte(c byte) error {
 	if s.kind == BigNumber {
 		return nil
 	}
-	d := int64(c - '0')
-	if s.num > (1<<63-1-d)/10 {
+	if !accumulate(&s.num, c, s.neg) {
 		if s.kind.isLength() {
 			return errors.New("invalid length")
 		}
 		return errors.New("integer overflow")
 	}
-	s.num = s.num*10 + d
 	return nil
 }
 
@@ -532,9 +538,9 @@ func (s *Scanner) endLine(i int) (end bool, err error) {
 		if s.digits == 0 {
 			return false, errors.New("invalid integer")
 		}
-		n = s.num
+		n = int64(s.num)
 		if s.neg {
-			n = -n
+			n = int64(-s.num)
 		}
 		if e := s.rec; e != nil {
 			e.isInt, e.ival = true, n
@@ -543,7 +549,10 @@ func (s *Scanner) endLine(i int) (end bool, err error) {
 		if s.digits == 0 {
 			return false, errors.New("invalid length")
 		}
-		n = s.num
+		if s.num > 1<<63-1 {
+			return false, errors.New("invalid length")
+		}
+		n = int64(s.num)
 		if s.neg {
 			if n != 1 || (k != BulkString && k != Array) {
 				return false, errors.New("invalid length")
