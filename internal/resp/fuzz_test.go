@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -253,29 +254,23 @@ func refSummary(nd *refNode) string {
 	return b.String()
 }
 
-// refValue formats nd as valueString formats a Value.
-func refValue(nd *refNode) string {
-	var b strings.Builder
-	var walk func(*refNode)
-	walk = func(nd *refNode) {
-		fmt.Fprintf(&b, "(%c", byte(nd.kind))
-		switch {
-		case nd.kind == Null || nd.n < 0 && (nd.kind == BulkString || nd.kind == Array):
-			b.WriteString(" null")
-		case nd.kind == Integer:
-			fmt.Fprintf(&b, " %q %d", nd.text, nd.ival)
-		case nd.kind.IsAggregate():
-			for _, e := range nd.elems {
-				b.WriteByte(' ')
-				walk(e)
-			}
-		default:
-			fmt.Fprintf(&b, " %q", nd.text)
+// refValue converts nd to the Value that ReadValue should return.
+func refValue(nd *refNode) *Value {
+	v := &Value{Kind: nd.kind}
+	switch {
+	case nd.kind == Null || nd.n < 0 && (nd.kind == BulkString || nd.kind == Array):
+		v.Null = true
+	case nd.kind == Integer:
+		v.Str, v.Int = string(nd.text), nd.ival
+	case nd.kind.IsAggregate():
+		v.Elems = make([]Value, len(nd.elems))
+		for i, e := range nd.elems {
+			v.Elems[i] = *refValue(e)
 		}
-		b.WriteByte(')')
+	default:
+		v.Str = string(nd.text)
 	}
-	walk(nd)
-	return b.String()
+	return v
 }
 
 func valueString(v *Value) string {
@@ -389,8 +384,8 @@ func FuzzScanner(f *testing.F) {
 			if err != nil {
 				t.Fatalf("ReadValue: %v", err)
 			}
-			if got, want := valueString(&v), refValue(nd); got != want {
-				t.Fatalf("ReadValue = %s, reference %s", got, want)
+			if want := refValue(nd); !reflect.DeepEqual(&v, want) {
+				t.Fatalf("ReadValue = %s, reference %s", valueString(&v), valueString(want))
 			}
 		}
 		_, err = r.ReadValue()
