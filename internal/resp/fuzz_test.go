@@ -326,14 +326,40 @@ func addSeeds(f *testing.F) {
 	for _, c := range validFrames {
 		f.Add([]byte(c.in), uint64(len(c.in)))
 	}
-	// The raw captures of real redis-server sessions (see corpus_test.go).
+	// The raw captures of real redis-server sessions (see capture_test.go),
+	// cut to maxSeed bytes: mutating and minimizing a 1 MiB input would take
+	// the fuzzer's time. TestDifferentialOnCaptures checks them whole.
+	for _, b := range captures(f) {
+		f.Add(b[:min(len(b), maxSeed)], uint64(len(b)))
+	}
+}
+
+// maxSeed is the longest capture prefix added to the fuzz seeds.
+const maxSeed = 16 << 10
+
+func captures(tb testing.TB) [][]byte {
 	bins, _ := filepath.Glob(filepath.Join("testdata", "*.bin"))
+	if len(bins) < 4 {
+		tb.Fatalf("%d captures in testdata (re-create with: go test -tags respcapture -run TestCaptureCorpus ./internal/resp/)", len(bins))
+	}
+	var out [][]byte
 	for _, p := range bins {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			f.Fatal(err)
+			tb.Fatal(err)
 		}
-		f.Add(b, uint64(len(b)))
+		out = append(out, b)
+	}
+	return out
+}
+
+// TestDifferentialOnCaptures runs the fuzz test's checks on the whole
+// captures, the 1 MiB bulk string included, at several random splits.
+func TestDifferentialOnCaptures(t *testing.T) {
+	for _, b := range captures(t) {
+		for seed := range uint64(3) {
+			differential(t, b, seed)
+		}
 	}
 }
 
@@ -342,66 +368,69 @@ func addSeeds(f *testing.F) {
 // Reader's value trees (read through a one-byte reader).
 func FuzzScanner(f *testing.F) {
 	addSeeds(f)
-	f.Fuzz(func(t *testing.T, data []byte, seed uint64) {
-		ref, refErr := refFrames(data)
-		var want []string
-		for _, nd := range ref {
-			want = append(want, refSummary(nd))
-		}
+	f.Fuzz(differential)
+}
 
-		whole, err, partial := scanPieces(t, data, nil)
-		if strings.Join(whole, "\n") != strings.Join(want, "\n") {
-			t.Fatalf("frames differ from the reference decoder\nscanner:\n%s\nreference:\n%s", strings.Join(whole, "\n"), strings.Join(want, "\n"))
-		}
-		switch {
-		case refErr == errRefBad && !errors.Is(err, ErrProtocol):
-			t.Fatalf("the reference decoder refuses the input, the scanner: %v (partial %v)", err, partial)
-		case refErr != errRefBad && err != nil:
-			t.Fatalf("the scanner refuses input the reference decoder accepts: %v", err)
-		case (refErr == errRefIncomplete) != partial:
-			t.Fatalf("reference: %v, scanner partial frame: %v", refErr, partial)
-		}
+// differential is the body of FuzzScanner.
+func differential(t *testing.T, data []byte, seed uint64) {
+	ref, refErr := refFrames(data)
+	var want []string
+	for _, nd := range ref {
+		want = append(want, refSummary(nd))
+	}
 
-		rng := rand.New(rand.NewPCG(seed, seed>>7))
-		var cuts []int
-		for i := 0; i < len(data); i++ {
-			if rng.IntN(4) == 0 {
-				cuts = append(cuts, i)
-			}
-		}
-		split, err2, partial2 := scanPieces(t, data, cuts)
-		if strings.Join(split, "\n") != strings.Join(whole, "\n") || partial2 != partial ||
-			(err == nil) != (err2 == nil) || err != nil && err.Error() != err2.Error() {
-			t.Fatalf("split at %v: %v, %v, %v; in one piece: %v, %v, %v", cuts, split, err2, partial2, whole, err, partial)
-		}
+	whole, err, partial := scanPieces(t, data, nil)
+	if strings.Join(whole, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("frames differ from the reference decoder\nscanner:\n%s\nreference:\n%s", strings.Join(whole, "\n"), strings.Join(want, "\n"))
+	}
+	switch {
+	case refErr == errRefBad && !errors.Is(err, ErrProtocol):
+		t.Fatalf("the reference decoder refuses the input, the scanner: %v (partial %v)", err, partial)
+	case refErr != errRefBad && err != nil:
+		t.Fatalf("the scanner refuses input the reference decoder accepts: %v", err)
+	case (refErr == errRefIncomplete) != partial:
+		t.Fatalf("reference: %v, scanner partial frame: %v", refErr, partial)
+	}
 
-		r := NewReader(bufio.NewReaderSize(iotest.OneByteReader(bytes.NewReader(data)), 16))
-		for _, nd := range ref {
-			if nd.kind == Attribute {
-				continue // ReadValue drops top-level attributes
-			}
-			v, err := r.ReadValue()
-			if err != nil {
-				t.Fatalf("ReadValue: %v", err)
-			}
-			if want := refValue(nd); !reflect.DeepEqual(&v, want) {
-				t.Fatalf("ReadValue = %s, reference %s", valueString(&v), valueString(want))
-			}
+	rng := rand.New(rand.NewPCG(seed, seed>>7))
+	var cuts []int
+	for i := 0; i < len(data); i++ {
+		if rng.IntN(4) == 0 {
+			cuts = append(cuts, i)
 		}
-		_, err = r.ReadValue()
-		switch refErr {
-		case nil:
-			if err != io.EOF {
-				t.Fatalf("ReadValue at the end: %v", err)
-			}
-		case errRefIncomplete:
-			if err != io.ErrUnexpectedEOF {
-				t.Fatalf("ReadValue on a partial frame: %v", err)
-			}
-		case errRefBad:
-			if !errors.Is(err, ErrProtocol) {
-				t.Fatalf("ReadValue on bad input: %v", err)
-			}
+	}
+	split, err2, partial2 := scanPieces(t, data, cuts)
+	if strings.Join(split, "\n") != strings.Join(whole, "\n") || partial2 != partial ||
+		(err == nil) != (err2 == nil) || err != nil && err.Error() != err2.Error() {
+		t.Fatalf("split at %v: %v, %v, %v; in one piece: %v, %v, %v", cuts, split, err2, partial2, whole, err, partial)
+	}
+
+	r := NewReader(bufio.NewReaderSize(iotest.OneByteReader(bytes.NewReader(data)), 16))
+	for _, nd := range ref {
+		if nd.kind == Attribute {
+			continue // ReadValue drops top-level attributes
 		}
-	})
+		v, err := r.ReadValue()
+		if err != nil {
+			t.Fatalf("ReadValue: %v", err)
+		}
+		if want := refValue(nd); !reflect.DeepEqual(&v, want) {
+			t.Fatalf("ReadValue = %s, reference %s", valueString(&v), valueString(want))
+		}
+	}
+	_, err = r.ReadValue()
+	switch refErr {
+	case nil:
+		if err != io.EOF {
+			t.Fatalf("ReadValue at the end: %v", err)
+		}
+	case errRefIncomplete:
+		if err != io.ErrUnexpectedEOF {
+			t.Fatalf("ReadValue on a partial frame: %v", err)
+		}
+	case errRefBad:
+		if !errors.Is(err, ErrProtocol) {
+			t.Fatalf("ReadValue on bad input: %v", err)
+		}
+	}
 }
