@@ -55,6 +55,7 @@ const (
 type Client struct {
 	*redis.Client
 	session *redis.Client // Conn, Watch and pub/sub: connections that are not re-authenticated in place
+	maint   *maintenance  // the maintenance-event subscription; nil when off
 	owner
 }
 
@@ -166,6 +167,10 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Op
 	c := &Client{Client: redis.NewClient(&main), session: redis.NewClient(&session), owner: owner{creds: creds}}
 	c.Client.AddHook(h)
 	c.session.AddHook(h)
+	if c.maint, err = startMaintenance(creds.src, &main, ropts); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -257,7 +262,7 @@ func (c *Client) AddHook(h redis.Hook) {
 // Close closes the client's connections and stops the token refresher. It is
 // safe to call more than once, from a callback too; later calls return the
 // first call's result (nil while it is still running).
-func (c *Client) Close() error { return c.closeAll(c.Client, c.session) }
+func (c *Client) Close() error { return c.closeAll(c.maint, c.Client, c.session) }
 
 // String describes the client without secrets.
 func (c *ClusterClient) String() string {

@@ -116,7 +116,9 @@ type Options struct {
 
 	// OnTokenRefreshed is called after a new token was installed, the first
 	// one included. It runs on the Source's event goroutine (see Options);
-	// the first token's call never delays the constructor that waits for it.
+	// the first token's call never delays the constructor that waits for it,
+	// and may run before that constructor returns (a callback that uses the
+	// client gets it through a synchronised variable).
 	// default: none
 	OnTokenRefreshed func(TokenRefreshed)
 	// OnRefreshFailed is called after each failed refresh attempt, on the

@@ -112,13 +112,14 @@ func (r *refresher) handle(tok *token, err error, now time.Time) time.Time {
 	}
 	failures := s.failures
 	s.nextRefresh = next
+	state := prev.state(false, now)
 	var exp time.Time
 	if prev != nil {
 		exp = prev.expiresOn
 	}
 	s.mu.Unlock()
 	if err != nil {
-		r.reportFailed(err, failures, next, exp, now)
+		r.reportFailed(err, failures, next, exp, state)
 	} else {
 		s.opts.Logger.Debug("entraredis: the credential returned the token in use again; retrying",
 			"attempt", r.attempts, "next_retry", next, "expires_on", exp)
@@ -349,15 +350,16 @@ func (r *refresher) reportRefreshed(tok *token, next time.Time, rotation bool) {
 	}
 }
 
-// reportFailed logs a failed attempt and queues its OnRefreshFailed event.
-func (r *refresher) reportFailed(err error, attempt int, next, exp, now time.Time) {
+// reportFailed logs a failed attempt, at a level that depends on the state
+// of the token in use, and queues its OnRefreshFailed event.
+func (r *refresher) reportFailed(err error, attempt int, next, exp time.Time, state TokenState) {
 	o := &r.s.opts
 	level := slog.LevelWarn
 	msg := "entraredis: token refresh failed; connections keep the current token"
-	switch {
-	case exp.IsZero():
+	switch state {
+	case StateNoToken:
 		msg = "entraredis: could not get a token yet; retrying"
-	case !now.Before(exp):
+	case StateExpired:
 		level = slog.LevelError
 		msg = "entraredis: token refresh failed and no valid token is held; new connections fail until a refresh succeeds"
 	}
