@@ -23,6 +23,8 @@
 //	entraredis.maintenance.events         counter           {event}       entraredis.maintenance.type
 //	entraredis.maintenance.malformed      counter           {message}
 //
+// What they report:
+//
 //   - entraredis.token.remaining: the time until the token in use expires;
 //     absent before the first token and after Close, 0 once expired.
 //   - entraredis.token.rotations: tokens installed after the first one.
