@@ -209,3 +209,30 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestMaintenanceEventsOffByDefaultOffAzure: a client of a host that is not
+// Azure Cache for Redis (here localhost) does not subscribe unless told to.
+func TestMaintenanceEventsOffByDefaultOffAzure(t *testing.T) {
+	srv := entraredistest.NewServer(t, entraredistest.Options{Backend: entraredistest.BackendInProcess})
+	ctx := t.Context()
+	off := newClient(t, srv, srv.Credential(), 3, entraredis.Options{})
+	if err := off.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := srv.MaintenanceSubscribers(ctx); err != nil || n != 0 {
+		t.Fatalf("a localhost client with default options: %d subscribers, %v; want none", n, err)
+	}
+	on := newClient(t, srv, srv.Credential(), 2, entraredis.Options{MaintenanceEvents: entraredis.MaintenanceOn})
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := srv.WaitMaintenanceSubscribers(wctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := on.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "the subscription gone after Close", func() bool {
+		n, err := srv.MaintenanceSubscribers(ctx)
+		return err == nil && n == 0
+	})
+}
