@@ -8,50 +8,17 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/entraredis/entraredis/azevents"
 )
 
-// collect reads every instrument once: name -> attribute value (or "") -> value.
+// collect reads every instrument once, keyed "name unit".
 func collect(t *testing.T, r *sdkmetric.ManualReader) map[string]map[string]float64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
+	c := Collect(t, r, "s1")
 	out := map[string]map[string]float64{}
-	for _, sm := range rm.ScopeMetrics {
-		if sm.Scope.Name != ScopeName {
-			t.Errorf("scope %q", sm.Scope.Name)
-		}
-		for _, m := range sm.Metrics {
-			vals := map[string]float64{}
-			key := func(s attribute.Set) string {
-				if v, ok := s.Value("service"); !ok || v.AsString() != "s1" {
-					t.Errorf("%s: attributes %v lack the user's service=s1", m.Name, s.ToSlice())
-				}
-				for _, kv := range s.ToSlice() {
-					if kv.Key != "service" {
-						return kv.Value.Emit()
-					}
-				}
-				return ""
-			}
-			switch d := m.Data.(type) {
-			case metricdata.Gauge[float64]:
-				for _, p := range d.DataPoints {
-					vals[key(p.Attributes)] = p.Value
-				}
-			case metricdata.Sum[int64]:
-				for _, p := range d.DataPoints {
-					vals[key(p.Attributes)] = float64(p.Value)
-				}
-			default:
-				t.Fatalf("%s: unexpected data %T", m.Name, m.Data)
-			}
-			out[m.Name+" "+m.Unit] = vals
-		}
+	for name, vals := range c.Values {
+		out[name+" "+c.Units[name]] = vals
 	}
 	return out
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 
 	"github.com/entraredis/entraredis"
@@ -31,45 +30,11 @@ type silent struct{}
 
 func (silent) Printf(context.Context, string, ...any) {}
 
-// points is one collection: instrument name -> attribute value ("" for
-// none) -> value.
-type points map[string]map[string]float64
+type points = map[string]map[string]float64
 
 func collect(t *testing.T, r *sdkmetric.ManualReader) points {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	out := points{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			vals := map[string]float64{}
-			key := func(s attribute.Set) string {
-				if v, _ := s.Value("service"); v.AsString() != "checkout" {
-					t.Errorf("%s: attributes %v lack service=checkout", m.Name, s.ToSlice())
-				}
-				for _, kv := range s.ToSlice() {
-					if kv.Key != "service" {
-						return kv.Value.Emit()
-					}
-				}
-				return ""
-			}
-			switch d := m.Data.(type) {
-			case metricdata.Gauge[float64]:
-				for _, p := range d.DataPoints {
-					vals[key(p.Attributes)] = p.Value
-				}
-			case metricdata.Sum[int64]:
-				for _, p := range d.DataPoints {
-					vals[key(p.Attributes)] = float64(p.Value)
-				}
-			}
-			out[m.Name] = vals
-		}
-	}
-	return out
+	return entraredisotel.Collect(t, r, "checkout").Values
 }
 
 // between checks before <= metric <= after: the status read just before and
