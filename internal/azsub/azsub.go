@@ -495,6 +495,10 @@ drain:
 		select {
 		case v, ok := <-cur.frames:
 			if !ok {
+				// cur died during the move, perhaps before next subscribed:
+				// events may have been lost in between; say so.
+				s.lost.Add(1)
+				s.cfg.Tracker.Interrupted()
 				break drain
 			}
 			kind, payload, isPubsub := pubsubFrame(v)
