@@ -209,3 +209,11 @@ func TestMetricsAcrossRotationsOutageRefusalAndMaintenance(t *testing.T) {
 		t.Fatal("InstrumentMetrics(nil): no error")
 	}
 }
+
+// What InstrumentMetrics takes: the clients, Credentials and the core Source.
+var (
+	_ entraredisotel.Source = (*entraredis.Client)(nil)
+	_ entraredisotel.Source = (*entraredis.ClusterClient)(nil)
+	_ entraredisotel.Source = (*entraredis.Credentials)(nil)
+	_ entraredisotel.Source = (*entratoken.Source)(nil)
+)
