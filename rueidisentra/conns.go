@@ -1,0 +1,205 @@
+package rueidisentra
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/entraredis/entraredis/entratoken"
+)
+
+// conns are a client's live connections: rueidis hands AuthCredentialsFn only
+// the connection's RemoteAddr, so the dialer wraps every connection so that
+// its RemoteAddr carries the connection's state (connAddr).
+type conns struct {
+	src    *entratoken.Source
+	spread func(life time.Duration) time.Duration // the configured ReauthSpread, capped for a token's life
+	opened atomic.Uint64                          // connections opened: the k of each one's offset
+	next   atomic.Int64                           // Unix nanoseconds of the refresher's next attempt; 0 unknown
+
+	mu     sync.Mutex // guards live, newest
+	live   map[*connState]struct{}
+	newest handout
+}
+
+// connState is what the client knows of one connection. rueidis calls
+// AuthCredentialsFn for one connection at a time; Status reads concurrently.
+type connState struct {
+	offset    float64
+	pending   atomic.Uint64 // generation handed out, AUTH outcome not known yet
+	confirmed atomic.Uint64 // generation the connection is authenticated with
+	expires   atomic.Int64  // Unix nanoseconds: expiry of the confirmed generation's token
+}
+
+// connAddr is the RemoteAddr of a tracked connection: the server's address,
+// and the connection's state for AuthCredentialsFn.
+type connAddr struct {
+	net.Addr
+	st *connState
+}
+
+// trackedConn is a connection dialed by the client. Only RemoteAddr and Close
+// differ from the connection it wraps.
+type trackedConn struct {
+	net.Conn
+	addr *connAddr
+	reg  *conns
+	once sync.Once
+}
+
+func (c *trackedConn) RemoteAddr() net.Addr { return c.addr }
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.reg.forget(c.addr.st) })
+	return c.Conn.Close()
+}
+
+// newConns returns an empty registry; src is set before the first dial.
+func newConns(spread func(time.Duration) time.Duration) *conns {
+	return &conns{spread: spread, live: make(map[*connState]struct{})}
+}
+
+// OnToken records when a new token arrived; it runs on the Source's hand-out
+// goroutine and does not block.
+func (r *conns) OnToken(tok entratoken.Token) { r.handoutFor(tok, time.Now()) }
+
+// handoutFor returns the hand-out of tok, the first call for a generation
+// fixing its arrival time and window.
+func (r *conns) handoutFor(tok entratoken.Token, now time.Time) handout {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if tok.Generation() <= r.newest.gen {
+		return r.newest
+	}
+	h := handout{gen: tok.Generation(), expires: tok.ExpiresOn(), arrival: now}
+	if r.newest.gen != 0 {
+		h.window = windowFor(r.spread(tok.ExpiresOn().Sub(now)), now, r.newest.expires)
+	}
+	r.newest = h
+	return h
+}
+
+// setNext records the refresher's next attempt (from its events).
+func (r *conns) setNext(t time.Time) {
+	if t.IsZero() {
+		r.next.Store(0)
+		return
+	}
+	r.next.Store(t.UnixNano())
+}
+
+func (r *conns) nextAttempt() time.Time {
+	if n := r.next.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// dial returns the client's DialCtxFn: while no usable token exists it fails
+// at once without touching the network (a dial could only be refused, and a
+// reconnecting client would dial in a loop); else it dials like rueidis (or
+// with the user's DialCtxFn) and tracks the connection.
+func (r *conns) dial(next func(context.Context, string, *net.Dialer, *tls.Config) (net.Conn, error), noDelayOff bool) func(context.Context, string, *net.Dialer, *tls.Config) (net.Conn, error) {
+	return func(ctx context.Context, dst string, d *net.Dialer, tc *tls.Config) (net.Conn, error) {
+		if _, err := r.src.Token(); err != nil {
+			return nil, err
+		}
+		var c net.Conn
+		var err error
+		switch {
+		case next != nil:
+			c, err = next(ctx, dst, d, tc)
+		case tc != nil:
+			c, err = (&tls.Dialer{NetDialer: d, Config: tc}).DialContext(ctx, "tcp", dst)
+		default:
+			c, err = d.DialContext(ctx, "tcp", dst)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if noDelayOff { // rueidis does it on *net.TCPConn and *tls.Conn only, which the wrapper hides
+			nc := c
+			if t, ok := nc.(*tls.Conn); ok {
+				nc = t.NetConn()
+			}
+			if t, ok := nc.(*net.TCPConn); ok {
+				t.SetNoDelay(false)
+			}
+		}
+		return r.track(c), nil
+	}
+}
+
+func (r *conns) track(c net.Conn) *trackedConn {
+	st := &connState{offset: offsetOf(r.opened.Add(1))}
+	r.mu.Lock()
+	r.live[st] = struct{}{}
+	r.mu.Unlock()
+	return &trackedConn{Conn: c, addr: &connAddr{Addr: c.RemoteAddr(), st: st}, reg: r}
+}
+
+func (r *conns) forget(st *connState) {
+	r.mu.Lock()
+	delete(r.live, st)
+	r.mu.Unlock()
+}
+
+// errUntracked: AuthCredentialsFn was called for a connection that the
+// client's DialCtxFn did not dial; it cannot happen unless rueidis changes.
+var errUntracked = errors.New("entraredis: rueidis asked for credentials of a connection that rueidisentra did not dial")
+
+// credentials is the client's AuthCredentialsFn. It never calls the
+// credential: the Source's refresher does, once per rotation. It runs on the
+// goroutine rueidis opens the connection on, then on the connection's timer.
+//
+// A call after credentials were handed out proves that the AUTH succeeded:
+// rueidis closes the connection instead of calling again when it fails.
+func (r *conns) credentials(ac rueidis.AuthCredentialsContext) (rueidis.AuthCredentials, error) {
+	a, ok := ac.Address.(*connAddr)
+	if !ok {
+		return rueidis.AuthCredentials{}, errUntracked
+	}
+	st, now := a.st, time.Now()
+	if g := st.pending.Swap(0); g != 0 {
+		st.confirmed.Store(g)
+	}
+	tok, err := r.src.Token()
+	if err != nil {
+		if st.confirmed.Load() == 0 {
+			return rueidis.AuthCredentials{}, err // a new connection: rueidis fails the dial with this error
+		}
+		// No usable token: keep the connection as it is (an error would make
+		// rueidis close it) and ask again soon.
+		return rueidis.AuthCredentials{RefreshAfter: now.Add(pollFor(0))}, nil
+	}
+	h := r.handoutFor(tok, now)
+	s := decide(now, st.confirmed.Load(), time.Unix(0, st.expires.Load()), h, r.nextAttempt(), st.offset)
+	if !s.send {
+		return rueidis.AuthCredentials{RefreshAfter: s.at}, nil
+	}
+	st.pending.Store(tok.Generation())
+	st.expires.Store(tok.ExpiresOn().UnixNano())
+	return rueidis.AuthCredentials{Username: tok.Username(), Password: tok.Password(), RefreshAfter: s.at}, nil
+}
+
+// stats counts the live connections by the token they are authenticated
+// with, for Status.
+func (r *conns) stats() entratoken.ConnStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var cs entratoken.ConnStats
+	for st := range r.live {
+		if g := st.confirmed.Load(); g != 0 && g == r.newest.gen {
+			cs.Current++
+		} else {
+			cs.Older++
+		}
+	}
+	return cs
+}
