@@ -5,8 +5,8 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/entraredis/entraredis/entratoken"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 func TestHelloWorld(t *testing.T) {
