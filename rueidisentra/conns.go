@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -31,10 +32,9 @@ type conns struct {
 // connState is what the client knows of one connection. rueidis calls
 // AuthCredentialsFn for one connection at a time; Status reads concurrently.
 type connState struct {
-	offset    float64
-	pending   atomic.Uint64 // generation handed out, AUTH outcome not known yet
-	confirmed atomic.Uint64 // generation the connection is authenticated with
-	expires   atomic.Int64  // Unix nanoseconds: expiry of the confirmed generation's token
+	offset  float64
+	gen     atomic.Uint64 // generation of the token last given to the connection; 0 none yet
+	expires atomic.Int64  // Unix nanoseconds: that token's expiry
 }
 
 // connAddr is the RemoteAddr of a tracked connection: the server's address,
@@ -54,6 +54,21 @@ type trackedConn struct {
 }
 
 func (c *trackedConn) RemoteAddr() net.Addr { return c.addr }
+
+// Read explains the end of a connection that the server closed because the
+// token it was last given expired: rueidis could not re-authenticate it,
+// because it was lent out (a blocking command, a Dedicated client) whenever
+// its new token was due.
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		if exp := c.addr.st.expires.Load(); exp != 0 && !time.Now().Before(time.Unix(0, exp)) {
+			err = fmt.Errorf("%w (%s); rueidis re-authenticates a connection only between the blocking commands or Dedicated sessions that hold it: %w",
+				ErrConnTokenExpired, time.Unix(0, exp).UTC().Format(time.RFC3339Nano), err)
+		}
+	}
+	return n, err
+}
 
 func (c *trackedConn) Close() error {
 	c.once.Do(func() { c.reg.forget(c.addr.st) })
@@ -150,6 +165,14 @@ func (r *conns) forget(st *connState) {
 	r.mu.Unlock()
 }
 
+// ErrConnTokenExpired is wrapped by the error of a command whose connection
+// the server closed because the token it was authenticated with expired.
+// rueidis moves a connection to a new token only while the connection is not
+// lent out: a blocking command (BLPOP, XREAD BLOCK...) or a Dedicated client
+// that holds it past its token's expiry, or takes it again and again without
+// a pause, gets this error; the next command uses a new connection.
+var ErrConnTokenExpired = errors.New("entraredis: the server closed the connection when its token expired")
+
 // errUntracked: AuthCredentialsFn was called for a connection that the
 // client's DialCtxFn did not dial; it cannot happen unless rueidis changes.
 var errUntracked = errors.New("entraredis: rueidis asked for credentials of a connection that rueidisentra did not dial")
@@ -157,21 +180,15 @@ var errUntracked = errors.New("entraredis: rueidis asked for credentials of a co
 // credentials is the client's AuthCredentialsFn. It never calls the
 // credential: the Source's refresher does, once per rotation. It runs on the
 // goroutine rueidis opens the connection on, then on the connection's timer.
-//
-// A call after credentials were handed out proves that the AUTH succeeded:
-// rueidis closes the connection instead of calling again when it fails.
 func (r *conns) credentials(ac rueidis.AuthCredentialsContext) (rueidis.AuthCredentials, error) {
 	a, ok := ac.Address.(*connAddr)
 	if !ok {
 		return rueidis.AuthCredentials{}, errUntracked
 	}
 	st, now := a.st, time.Now()
-	if g := st.pending.Swap(0); g != 0 {
-		st.confirmed.Store(g)
-	}
 	tok, err := r.src.Token()
 	if err != nil {
-		if st.confirmed.Load() == 0 {
+		if st.gen.Load() == 0 {
 			return rueidis.AuthCredentials{}, err // a new connection: rueidis fails the dial with this error
 		}
 		// No usable token: keep the connection as it is (an error would make
@@ -179,23 +196,24 @@ func (r *conns) credentials(ac rueidis.AuthCredentialsContext) (rueidis.AuthCred
 		return rueidis.AuthCredentials{RefreshAfter: now.Add(pollFor(0))}, nil
 	}
 	h := r.handoutFor(tok, now)
-	s := decide(now, st.confirmed.Load(), time.Unix(0, st.expires.Load()), h, r.nextAttempt(), st.offset)
+	s := decide(now, st.gen.Load(), time.Unix(0, st.expires.Load()), h, r.nextAttempt(), st.offset)
 	if !s.send {
 		return rueidis.AuthCredentials{RefreshAfter: s.at}, nil
 	}
-	st.pending.Store(tok.Generation())
+	st.gen.Store(tok.Generation())
 	st.expires.Store(tok.ExpiresOn().UnixNano())
 	return rueidis.AuthCredentials{Username: tok.Username(), Password: tok.Password(), RefreshAfter: s.at}, nil
 }
 
-// stats counts the live connections by the token they are authenticated
-// with, for Status.
+// stats counts the live connections by the token they were last given, for
+// Status. rueidis closes a connection whose AUTH fails, so an open connection
+// given a token is authenticated with it, or its AUTH is in flight.
 func (r *conns) stats() entratoken.ConnStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var cs entratoken.ConnStats
 	for st := range r.live {
-		if g := st.confirmed.Load(); g != 0 && g == r.newest.gen {
+		if g := st.gen.Load(); g != 0 && g == r.newest.gen {
 			cs.Current++
 		} else {
 			cs.Older++

@@ -41,12 +41,6 @@ func pollFor(window time.Duration) time.Duration {
 	return min(max(window/8, 10*time.Millisecond), time.Second)
 }
 
-// confirmDelay is how soon rueidis is asked to call back after it was handed
-// credentials: the call back proves that the AUTH succeeded (rueidis closes
-// the connection when it does not), which is how Status counts connections on
-// the token in use without guessing.
-const confirmDelay = time.Millisecond
-
 // step is the answer to rueidis for one connection: AUTH with the newest
 // token now, or not; and when to ask again (AuthCredentials.RefreshAfter).
 type step struct {
@@ -63,31 +57,29 @@ type step struct {
 //   - a new connection authenticates at once with the newest token;
 //   - a connection on an older token moves at its slot of the newest token's
 //     window, and at the latest one poll interval before its own token expires;
-//   - a connection on the newest token waits for the next one: until its
-//     slot in a window that would open at the next refresh, then polls.
+//   - a connection on the newest token (or moving to it now) waits for the
+//     next one: until its slot in a window that would open at the next
+//     refresh, then it polls.
 func decide(now time.Time, cur uint64, curExp time.Time, newest handout, next time.Time, offset float64) step {
 	poll := pollFor(newest.window)
-	switch {
-	case cur == 0:
-		return step{send: true, at: now.Add(confirmDelay)}
-	case cur < newest.gen:
+	s := step{send: cur == 0}
+	if cur != 0 && cur < newest.gen {
 		t := newest.slot(offset)
 		if lim := curExp.Add(-poll); lim.Before(t) {
 			t = lim
 		}
-		if !now.Before(t) {
-			return step{send: true, at: now.Add(confirmDelay)}
+		if now.Before(t) {
+			return step{at: t}
 		}
-		return step{at: t}
-	default:
-		t := now.Add(poll)
-		if !next.IsZero() {
-			if s := next.Add(time.Duration(offset * float64(newest.window))); s.After(t) {
-				t = s
-			}
-		}
-		return step{at: t}
+		s.send = true
 	}
+	s.at = now.Add(poll)
+	if !next.IsZero() {
+		if t := next.Add(time.Duration(offset * float64(newest.window))); t.After(s.at) {
+			s.at = t
+		}
+	}
+	return s
 }
 
 // windowFor is the hand-out window of a token that arrived at arrival and
