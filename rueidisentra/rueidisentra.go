@@ -82,6 +82,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -200,6 +201,7 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, opt rueidis.Cli
 
 	opt.DialCtxFn = c.reg.dial(opt.DialCtxFn, opt.DisableTCPNoDelay)
 	opt.AuthCredentialsFn = c.reg.credentials
+	opt.RetryDelay = noRetryWithoutToken(opt.RetryDelay)
 	rc, err := rueidis.NewClient(opt)
 	if err != nil {
 		c.unsubscribe()
@@ -209,6 +211,30 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, opt rueidis.Cli
 	c.Client = rc
 	c.addrs = addrs
 	return c, nil
+}
+
+// noRetryWithoutToken wraps a rueidis RetryDelayFn (nil: rueidis' default)
+// so that a command failing because no usable token exists is not retried:
+// rueidis retries read-only commands on connection errors until their
+// context ends, which would hold every GET for the whole outage instead of
+// failing it with the explanation.
+func noRetryWithoutToken(next rueidis.RetryDelayFn) rueidis.RetryDelayFn {
+	if next == nil {
+		next = defaultRetryDelay
+	}
+	return func(attempts int, cmd rueidis.Completed, err error) time.Duration {
+		if errors.Is(err, entratoken.ErrNoValidToken) || errors.Is(err, entratoken.ErrClosed) {
+			return -1
+		}
+		return next(attempts, cmd, err)
+	}
+}
+
+// defaultRetryDelay is rueidis' default RetryDelayFn (retry.go, unexported
+// there): exponential from 1 µs with "equal jitter", at most 1 second.
+func defaultRetryDelay(attempts int, _ rueidis.Completed, _ error) time.Duration {
+	base := 1 << min(20, attempts)
+	return min(time.Second, time.Duration(base+rand.IntN(base))*time.Microsecond)
 }
 
 // spreadFunc returns the configured ReauthSpread for a token of the given
