@@ -204,9 +204,10 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, opt rueidis.Cli
 	opt.RetryDelay = noRetryWithoutToken(opt.RetryDelay)
 	rc, err := rueidis.NewClient(opt)
 	if err != nil {
+		err = c.explain(err) // before Close: it names the user of the token in use
 		c.unsubscribe()
 		src.Close()
-		return nil, c.explain(err)
+		return nil, err
 	}
 	c.Client = rc
 	c.addrs = addrs
