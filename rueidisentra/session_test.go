@@ -186,7 +186,9 @@ func TestExplainedAuthErrors(t *testing.T) {
 	if err := errs[0].Error(); !errors.As(err, &ae) {
 		t.Fatalf("reader SET in DoMulti: %v, want an explained NOPERM", err)
 	}
-	if err := c.Dedicated(func(d rueidis.DedicatedClient) error { return d.Do(ctx, d.B().Set().Key("k").Value("v").Build()).Error() }); !errors.As(err, &ae) {
+	if err := c.Dedicated(func(d rueidis.DedicatedClient) error {
+		return d.Do(ctx, d.B().Set().Key("k").Value("v").Build()).Error()
+	}); !errors.As(err, &ae) {
 		t.Fatalf("reader SET on a Dedicated client: %v, want an explained NOPERM", err)
 	}
 	t.Logf("reader write: %v", err)
