@@ -19,10 +19,9 @@ import (
 // the connection's RemoteAddr, so the dialer wraps every connection so that
 // its RemoteAddr carries the connection's state (connAddr).
 type conns struct {
-	src    *entratoken.Source
-	spread func(life time.Duration) time.Duration // the configured ReauthSpread, capped for a token's life
-	opened atomic.Uint64                          // connections opened: the k of each one's offset
-	next   atomic.Int64                           // Unix nanoseconds of the refresher's next attempt; 0 unknown
+	src    *entratoken.Source // set before the first dial
+	opened atomic.Uint64      // connections opened: the k of each one's offset
+	next   atomic.Int64       // Unix nanoseconds of the refresher's next attempt; 0 unknown
 
 	mu     sync.Mutex // guards live, newest
 	live   map[*connState]struct{}
@@ -75,26 +74,30 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// newConns returns an empty registry; src is set before the first dial.
-func newConns(spread func(time.Duration) time.Duration) *conns {
-	return &conns{spread: spread, live: make(map[*connState]struct{})}
-}
-
-// OnToken records when a new token arrived; it runs on the Source's hand-out
-// goroutine and does not block.
-func (r *conns) OnToken(tok entratoken.Token) { r.handoutFor(tok, time.Now()) }
+// newConns returns an empty registry.
+func newConns() *conns { return &conns{live: make(map[*connState]struct{})} }
 
 // handoutFor returns the hand-out of tok, the first call for a generation
-// fixing its arrival time and window.
-func (r *conns) handoutFor(tok entratoken.Token, now time.Time) handout {
+// fixing its arrival (when the Source received it) and its window.
+func (r *conns) handoutFor(tok entratoken.Token) handout {
+	r.mu.Lock()
+	h := r.newest
+	r.mu.Unlock()
+	if tok.Generation() <= h.gen {
+		return h
+	}
+	arrival := time.Now()
+	if st := r.src.Status(); st.ExpiresOn.Equal(tok.ExpiresOn()) && !st.LastRefresh.IsZero() {
+		arrival = st.LastRefresh // Status calls stats: not under r.mu
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if tok.Generation() <= r.newest.gen {
 		return r.newest
 	}
-	h := handout{gen: tok.Generation(), expires: tok.ExpiresOn(), arrival: now}
+	h = handout{gen: tok.Generation(), expires: tok.ExpiresOn(), arrival: arrival}
 	if r.newest.gen != 0 {
-		h.window = windowFor(r.spread(tok.ExpiresOn().Sub(now)), now, r.newest.expires)
+		h.window = windowFor(spreadFor(r.src.Options(), tok.ExpiresOn().Sub(arrival)), arrival, r.newest.expires)
 	}
 	r.newest = h
 	return h
@@ -195,7 +198,7 @@ func (r *conns) credentials(ac rueidis.AuthCredentialsContext) (rueidis.AuthCred
 		// rueidis close it) and ask again soon.
 		return rueidis.AuthCredentials{RefreshAfter: now.Add(pollFor(0))}, nil
 	}
-	h := r.handoutFor(tok, now)
+	h := r.handoutFor(tok)
 	s := decide(now, st.gen.Load(), time.Unix(0, st.expires.Load()), h, r.nextAttempt(), st.offset)
 	if !s.send {
 		return rueidis.AuthCredentials{RefreshAfter: s.at}, nil

@@ -82,7 +82,7 @@ func TestPacingOverRotations(t *testing.T) {
 			t.Fatal(err)
 		}
 		srv := is.NewCredential(entraredistest.CredentialOptions{Lifetime: life})
-		reg := newConns(spreadFunc(nil))
+		reg := newConns()
 		o := entratoken.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			OnTokenRefreshed: func(e entratoken.TokenRefreshed) { reg.setNext(e.RefreshAt) }}
 		src, err := entratoken.NewSource(srv, &o)
@@ -94,8 +94,6 @@ func TestPacingOverRotations(t *testing.T) {
 		if err := src.WaitReady(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		unsubscribe := src.Subscribe(reg)
-		defer unsubscribe()
 
 		sims := make([]*simConn, n)
 		for i := range sims {

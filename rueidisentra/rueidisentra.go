@@ -171,7 +171,7 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, opt rueidis.Cli
 		}
 	}
 
-	c := &client{reg: newConns(spreadFunc(opts))}
+	c := &client{reg: newConns()}
 	// The refresher's events tell the connections when it asks next; the
 	// user's callbacks run after, unchanged.
 	onRefreshed, onFailed := o.OnTokenRefreshed, o.OnRefreshFailed
@@ -196,7 +196,6 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, opt rueidis.Cli
 		src.Close()
 		return nil, err
 	}
-	c.unsubscribe = src.Subscribe(c.reg)
 	src.SetConnStats(c.reg.stats)
 
 	opt.DialCtxFn = c.reg.dial(opt.DialCtxFn, opt.DisableTCPNoDelay)
@@ -205,7 +204,6 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, opt rueidis.Cli
 	rc, err := rueidis.NewClient(opt)
 	if err != nil {
 		err = c.explain(err) // before Close: it names the user of the token in use
-		c.unsubscribe()
 		src.Close()
 		return nil, err
 	}
@@ -238,28 +236,6 @@ func defaultRetryDelay(attempts int, _ rueidis.Completed, _ error) time.Duration
 	return min(time.Second, time.Duration(base+rand.IntN(base))*time.Microsecond)
 }
 
-// spreadFunc returns the configured ReauthSpread for a token of the given
-// life, capped like the core caps it: at a quarter of the refresh margin,
-// itself at most half the life. Negative turns the spread off.
-func spreadFunc(opts *entratoken.Options) func(time.Duration) time.Duration {
-	var spread, before time.Duration
-	if opts != nil {
-		spread, before = opts.ReauthSpread, opts.RefreshBefore
-	}
-	switch {
-	case spread < 0:
-		spread = 0
-	case spread == 0:
-		spread = entratoken.DefaultReauthSpread
-	}
-	if before <= 0 {
-		before = entratoken.DefaultRefreshBefore
-	}
-	return func(life time.Duration) time.Duration {
-		return min(spread, min(before, life/2)/4)
-	}
-}
-
 // Status returns a snapshot of the token and its refresher for a client that
 // NewClient returned, and false for any other client.
 //
@@ -283,18 +259,16 @@ func Status(c rueidis.Client) (entratoken.Status, bool) {
 // that also stops the refresher, and WRONGPASS and NOPERM replies explained.
 type client struct {
 	rueidis.Client
-	src         *entratoken.Source
-	reg         *conns
-	addrs       []string
-	unsubscribe func()
-	once        sync.Once
+	src   *entratoken.Source
+	reg   *conns
+	addrs []string
+	once  sync.Once
 }
 
 // Close closes the connections, then stops the refresher. It is idempotent.
 func (c *client) Close() {
 	c.once.Do(func() {
 		c.Client.Close()
-		c.unsubscribe()
 		c.src.Close()
 	})
 }
