@@ -285,6 +285,7 @@ func (r *recordingCredential) GetToken(ctx context.Context, o policy.TokenReques
 // commands a wrapping hook sees.
 func TestNoTokenInOutput(t *testing.T) {
 	srv := entraredistest.NewServer(t, entraredistest.Options{TokenLifetime: 2 * time.Second})
+	entraredistest.RequireRedisServer(t) // rueidis needs RESP3 and CLIENT TRACKING, which the in-process fallback lacks
 	cred := &recordingCredential{TokenCredential: srv.Credential()}
 	var logs bytes.Buffer
 	var logMu sync.Mutex

@@ -11,6 +11,7 @@ import (
 
 func TestHelloWorld(t *testing.T) {
 	srv := entraredistest.NewServer(t, entraredistest.Options{})
+	entraredistest.RequireRedisServer(t) // rueidis needs RESP3 and CLIENT TRACKING, which the in-process fallback lacks
 	c := connect(t, srv.Credential(), []string{srv.Addr()}, srv.TLSConfig(), rueidis.ClientOption{}, entratoken.Options{})
 	ctx := t.Context()
 	if err := c.Do(ctx, c.B().Set().Key("Az:key1").Value("value1").Build()).Error(); err != nil {
