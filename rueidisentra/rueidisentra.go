@@ -40,23 +40,32 @@
 //     AUTH and asks again, and the connection stays on its valid token.
 //   - The function never learns whether the AUTH succeeded, and rueidis
 //     closes the connection when it fails (or when the function returns an
-//     error, which this package never does for a live connection). So, after
-//     handing out credentials, it asks rueidis to call back a millisecond later:
-//     that call proves the AUTH succeeded, and only then does Status count the
-//     connection on the new token. A refused AUTH is not reported by rueidis:
-//     Status.ReauthFailures and Options.OnReauthFailed stay silent on this
-//     path, and the connection simply leaves the counts; commands then in
-//     flight on it fail with the server's reply, explained (see below).
+//     error, which this package never does for a live connection). So an open
+//     connection that was given a token is authenticated with it, or its AUTH
+//     is in flight: that is what Status counts (see Status). A refused
+//     re-AUTH is not reported by rueidis: Status.ReauthFailures and
+//     Options.OnReauthFailed stay silent on this path, the connection leaves
+//     the counts, and commands then in flight on it fail with the server's
+//     reply, explained (see below).
 //   - The AUTH goes through the connection like any command. rueidis stops the
-//     timer of a connection it lends out: a Dedicated or Dedicate client (so a
-//     hand-built MULTI/EXEC there never sees an AUTH queued inside it) and a
-//     blocking command (BLPOP, XREAD BLOCK...). Such a connection catches up
-//     as soon as it is given back (its RefreshAfter has passed, the timer fires
-//     at once). Held past its token's expiry, the server closes it: a blocking
-//     command whose timeout outlasts the token fails with a connection error at
-//     expiry, and the next command reconnects with the current token. Keep
-//     blocking timeouts and Dedicated sessions shorter than the refresh margin
-//     (minutes on Azure).
+//     timer of a connection it lends out, to a Dedicated or Dedicate client (so
+//     a MULTI/EXEC built by hand there never gets an AUTH queued inside it) or
+//     to a blocking command (BLPOP, XREAD BLOCK...), and restarts it when the
+//     connection comes back: a connection whose moment passed meanwhile is
+//     re-authenticated then. Three consequences, all rueidis' (pool.go,
+//     pipe.go), documented and tested here:
+//     a connection held past its token's expiry is closed by the server, and
+//     the command then in flight fails with an error wrapping
+//     ErrConnTokenExpired (the next one uses a new connection): keep blocking
+//     timeouts and Dedicated sessions well under the refresh margin (minutes
+//     on Azure); a connection taken again at once, every time (a loop of
+//     blocking commands with no pause), is usually taken before its restarted
+//     timer fires, so it may never be re-authenticated and then fails that way
+//     once per token lifetime; and a connection taken while its AUTH runs is
+//     closed by rueidis and replaced by a new one (an extra dial, no error).
+//   - rueidis retries a read-only command after a connection error until its
+//     context ends. A command that fails because no usable token exists (see
+//     below) is not retried: it fails at once with the explanation.
 //
 // Past expiry (every refresh failed until the token expired), the server
 // closes the connections, and new ones fail at once with an error wrapping
@@ -75,6 +84,11 @@
 //
 // Client-side caching (DoCache) keeps working: an AUTH as the same user keeps
 // the connection's CLIENT TRACKING state.
+//
+// A trap that is rueidis' own, not this package's: a connection lent to a
+// Dedicated client and left silent for longer than Dialer.KeepAlive (1 s by
+// default) gets rueidis' keep-alive PING, which the server queues inside a
+// MULTI built by hand there (EXEC then returns one reply more).
 package rueidisentra
 
 import (
@@ -237,16 +251,18 @@ func defaultRetryDelay(attempts int, _ rueidis.Completed, _ error) time.Duration
 }
 
 // Status returns a snapshot of the token and its refresher for a client that
-// NewClient returned, and false for any other client.
+// NewClient returned, and false for any other client (such as one wrapped
+// by another package: keep the client NewClient returned).
 //
-// Status.Conns counts the client's connections: Current those whose AUTH with
-// the token in use succeeded (rueidis calls back after a successful AUTH;
-// that call is what counts), Older the others, new connections not yet
-// confirmed included. Unmovable is always 0: rueidis does not tell when it
-// lends a connection out (Dedicated, blocking commands) and stops its timer.
-// ReauthFailures is always 0: rueidis closes a connection whose AUTH was
-// refused without telling why, so the outcome of a refused re-AUTH cannot be
-// known on this path; such a connection leaves the counts.
+// Status.Conns counts the client's open connections by the token they were
+// last given: Current the token in use, Older an older one. rueidis closes a
+// connection whose AUTH fails, so a connection counted Current is
+// authenticated with the token in use, or its AUTH is in flight. Unmovable
+// is always 0: rueidis does not tell when it lends a connection out (Dedicated,
+// blocking commands) and stops its timer. ReauthFailures is always 0, and
+// Connections (listeners of the Source) too: rueidis closes a connection whose
+// AUTH was refused without telling why, so the outcome of a refused re-AUTH
+// cannot be known on this path; such a connection leaves the counts.
 func Status(c rueidis.Client) (entratoken.Status, bool) {
 	ec, ok := c.(*client)
 	if !ok {
