@@ -176,6 +176,7 @@ func (r *report) markdown(notes string) string {
 	if r.Micro != "" {
 		w("## 5. Micro-benchmarks\n\nProduced by `%s` (bench_test.go in the root package) just before the run above, on the same machine. RoundTrip is one GET through the emulator's TLS endpoint in front of redis-server; SubscribeUnsubscribe is what each new connection costs the provider; TokenParse is the per-rotation cost of reading a token.\n\n```\n%s\n```\n\n", r.MicroCmd, strings.TrimSpace(r.Micro))
 	}
+	r.rueidisMarkdown(w)
 	if notes != "" {
 		w("%s\n", strings.TrimSpace(notes))
 	}
