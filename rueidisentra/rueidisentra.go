@@ -312,27 +312,30 @@ func (c *client) explain(err error) error {
 	return entratoken.ExplainAuth(err, user, c.src.Scope())
 }
 
-// result returns r, or r's error explained when it is a WRONGPASS or NOPERM.
-func (c *client) result(r rueidis.RedisResult) rueidis.RedisResult {
-	err := r.Error()
-	if err == nil || err == rueidis.Nil {
-		return r
-	}
+// explainResult replaces *r with its error explained when err (r's error)
+// is a WRONGPASS or NOPERM. Callers test err first: the check on the hot
+// path is one call of r.Error().
+func (c *client) explainResult(r *rueidis.RedisResult, err error) {
 	if x := c.explain(err); x != err {
-		return rueidis.NewErrorResult(x)
+		*r = rueidis.NewErrorResult(x)
 	}
-	return r
 }
 
 func (c *client) results(rs []rueidis.RedisResult) []rueidis.RedisResult {
 	for i := range rs {
-		rs[i] = c.result(rs[i])
+		if err := rs[i].Error(); err != nil && err != rueidis.Nil {
+			c.explainResult(&rs[i], err)
+		}
 	}
 	return rs
 }
 
 func (c *client) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
-	return c.result(c.Client.Do(ctx, cmd))
+	r := c.Client.Do(ctx, cmd)
+	if err := r.Error(); err != nil && err != rueidis.Nil {
+		c.explainResult(&r, err)
+	}
+	return r
 }
 
 func (c *client) DoMulti(ctx context.Context, multi ...rueidis.Completed) []rueidis.RedisResult {
@@ -340,7 +343,11 @@ func (c *client) DoMulti(ctx context.Context, multi ...rueidis.Completed) []ruei
 }
 
 func (c *client) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Duration) rueidis.RedisResult {
-	return c.result(c.Client.DoCache(ctx, cmd, ttl))
+	r := c.Client.DoCache(ctx, cmd, ttl)
+	if err := r.Error(); err != nil && err != rueidis.Nil {
+		c.explainResult(&r, err)
+	}
+	return r
 }
 
 func (c *client) DoMultiCache(ctx context.Context, multi ...rueidis.CacheableTTL) []rueidis.RedisResult {
@@ -369,7 +376,11 @@ type dedicated struct {
 }
 
 func (d *dedicated) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
-	return d.c.result(d.DedicatedClient.Do(ctx, cmd))
+	r := d.DedicatedClient.Do(ctx, cmd)
+	if err := r.Error(); err != nil && err != rueidis.Nil {
+		d.c.explainResult(&r, err)
+	}
+	return r
 }
 
 func (d *dedicated) DoMulti(ctx context.Context, multi ...rueidis.Completed) []rueidis.RedisResult {
