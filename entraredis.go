@@ -34,6 +34,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/internal/azsub"
 )
 
 // Defaults applied to go-redis options left at their zero value, after
@@ -54,8 +55,8 @@ const (
 // refresher.
 type Client struct {
 	*redis.Client
-	session *redis.Client // Conn, Watch and pub/sub: connections that are not re-authenticated in place
-	maint   *maintenance  // the maintenance-event subscription; nil when off
+	session *redis.Client     // Conn, Watch and pub/sub: connections that are not re-authenticated in place
+	maint   *azsub.Subscriber // the maintenance-event subscription; nil when off
 	owner
 }
 

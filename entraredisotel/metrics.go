@@ -20,6 +20,18 @@ type Source interface {
 	Status() entratoken.Status
 }
 
+// StatusFunc adapts a function to Source, for a client whose status comes
+// from a function, such as rueidisentra.Status:
+//
+//	entraredisotel.InstrumentMetrics(entraredisotel.StatusFunc(func() entratoken.Status {
+//		st, _ := rueidisentra.Status(client)
+//		return st
+//	}), nil)
+type StatusFunc func() entratoken.Status
+
+// Status calls f.
+func (f StatusFunc) Status() entratoken.Status { return f() }
+
 // Options configures InstrumentMetrics. nil means all defaults.
 type Options struct {
 	// MeterProvider creates the meter (scope ScopeName).

@@ -216,4 +216,5 @@ var (
 	_ entraredisotel.Source = (*entraredis.ClusterClient)(nil)
 	_ entraredisotel.Source = (*entraredis.Credentials)(nil)
 	_ entraredisotel.Source = (*entratoken.Source)(nil)
+	_ entraredisotel.Source = entraredisotel.StatusFunc(nil)
 )

@@ -93,10 +93,12 @@ package rueidisentra
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -105,6 +107,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/internal/azsub"
 )
 
 // Defaults applied to rueidis options left at their zero value, after
@@ -212,6 +215,7 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, opt rueidis.Cli
 	}
 	src.SetConnStats(c.reg.stats)
 
+	maintDial := maintenanceDialer(opt)
 	opt.DialCtxFn = c.reg.dial(opt.DialCtxFn, opt.DisableTCPNoDelay)
 	opt.AuthCredentialsFn = c.reg.credentials
 	opt.RetryDelay = noRetryWithoutToken(opt.RetryDelay)
@@ -223,6 +227,15 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, opt rueidis.Cli
 	}
 	c.Client = rc
 	c.addrs = addrs
+	host, _, _ := net.SplitHostPort(addrs[0])
+	protocol := 3
+	if opt.AlwaysRESP2 {
+		protocol = 2
+	}
+	if c.maint, err = azsub.ForSource(src, host, protocol, opt.ConnWriteTimeout, maintDial); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -277,6 +290,7 @@ type client struct {
 	rueidis.Client
 	src   *entratoken.Source
 	reg   *conns
+	maint *azsub.Subscriber // the maintenance-event subscription (Options.MaintenanceEvents); nil when off
 	addrs []string
 	once  sync.Once
 }
@@ -284,6 +298,7 @@ type client struct {
 // Close closes the connections, then stops the refresher. It is idempotent.
 func (c *client) Close() {
 	c.once.Do(func() {
+		c.maint.Close()
 		c.Client.Close()
 		c.src.Close()
 	})
@@ -395,3 +410,18 @@ var (
 	_ rueidis.Client          = (*client)(nil)
 	_ rueidis.DedicatedClient = (*dedicated)(nil)
 )
+
+// maintenanceDialer dials the maintenance-event subscription's connection
+// to the first address as rueidis would: opt.DialCtxFn when set, else
+// opt.Dialer with opt.TLSConfig.
+func maintenanceDialer(opt rueidis.ClientOption) func(context.Context) (net.Conn, error) {
+	addr, d, tc, user := opt.InitAddress[0], opt.Dialer, opt.TLSConfig, opt.DialCtxFn
+	if user != nil {
+		return func(ctx context.Context) (net.Conn, error) { return user(ctx, addr, &d, tc) }
+	}
+	if tc == nil {
+		return func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	td := &tls.Dialer{NetDialer: &d, Config: tc}
+	return func(ctx context.Context) (net.Conn, error) { return td.DialContext(ctx, "tcp", addr) }
+}

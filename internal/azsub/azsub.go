@@ -155,8 +155,13 @@ func (s *Subscriber) Stats() Stats {
 	}
 }
 
-// Close ends the subscription and waits for its goroutines. It is idempotent.
+// Close ends the subscription and waits for its goroutines. It is
+// idempotent, and does nothing on a nil Subscriber (a subscription that
+// was off).
 func (s *Subscriber) Close() error {
+	if s == nil {
+		return nil
+	}
 	s.cancel()
 	s.stop()
 	s.mu.Lock()
