@@ -262,6 +262,12 @@ func (s *Subscriber) run() {
 		case <-retry:
 			retry = nil
 			next, err := s.move(cur)
+			if s.ctx.Err() != nil {
+				if next != nil && next != cur {
+					cur = next // closed by the deferred close
+				}
+				return
+			}
 			if err != nil {
 				moveFailures++
 				s.cfg.Logger.Warn("entraredis: could not move the maintenance-event subscription to a fresh connection; retrying", "err", err)
