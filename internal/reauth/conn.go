@@ -352,7 +352,8 @@ func (c *Conn[T]) Write(p []byte) (n int, err error) {
 
 func (c *Conn[T]) write(p []byte) error {
 	data := p
-	if len(c.held) > 0 {
+	scanned := len(c.held) // the held bytes were scanned already
+	if scanned > 0 {
 		c.held = append(c.held, p...)
 		data = c.held
 	}
@@ -374,7 +375,7 @@ func (c *Conn[T]) write(p []byte) error {
 	}
 	end := len(data) // data[:end] goes out now, data[end:] is held
 	retired := false
-	for i, start := 0, 0; i < len(data); {
+	for i, start := scanned, 0; i < len(data); {
 		if !c.cmd.InFrame() {
 			start = i
 		}
