@@ -216,6 +216,11 @@ func New[T Token](nc net.Conn, src Source[T], cfg Config) (*Conn[T], error) {
 // connection is idle). It does not block.
 func (c *Conn[T]) OnToken(tok T) {
 	kick := false
+	defer func() {
+		if r := recover(); r != nil {
+			c.recovered(r)
+		}
+	}()
 	c.locked(func() {
 		if tok.Generation() > c.authGen && c.fatal == nil && !c.closed && c.st.retired == "" {
 			c.pending, c.hasPending = tok, true

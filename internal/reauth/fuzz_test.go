@@ -123,7 +123,7 @@ func FuzzFramer(f *testing.F) {
 		inj := ch.next() % (ncmd + 1) // the AUTH goes before command inj (ncmd: after the last one)
 
 		var server, client bytes.Buffer // the server's replies; what the client should read
-		var wantW bytes.Buffer           // what the server should receive
+		var wantW bytes.Buffer          // what the server should receive
 		first := tokenN(1)
 		second := tokenN(2)
 		wantW.Write(appendAuth(nil, first))

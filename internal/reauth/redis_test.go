@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -25,17 +26,25 @@ import (
 type tok struct {
 	gen  uint64
 	pass string
+	exp  time.Time // zero: in an hour
 }
 
-func (t tok) Username() string     { return "user" }
-func (t tok) Password() string     { return t.pass }
-func (t tok) Generation() uint64   { return t.gen }
-func (t tok) ExpiresOn() time.Time { return time.Now().Add(time.Hour) }
+func (t tok) Username() string   { return "user" }
+func (t tok) Password() string   { return t.pass }
+func (t tok) Generation() uint64 { return t.gen }
+func (t tok) ExpiresOn() time.Time {
+	if t.exp.IsZero() {
+		return time.Now().Add(time.Hour)
+	}
+	return t.exp
+}
 
 // passwords of the ACL user: generation g uses password g%len.
 const passwords = 8
 
-func goodToken(gen uint64) tok { return tok{gen: gen, pass: "tok-" + strconv.FormatUint(gen%passwords, 10)} }
+func goodToken(gen uint64) tok {
+	return tok{gen: gen, pass: "tok-" + strconv.FormatUint(gen%passwords, 10)}
+}
 
 type source struct {
 	mu  sync.Mutex
@@ -471,5 +480,148 @@ func TestRetiredConnectionPassesThrough(t *testing.T) {
 	st := w.states()[0]
 	if st.Retired == "" || !st.Unmovable || w.retired.Load() != 1 {
 		t.Fatalf("state %+v after the application's AUTH, %d retired", st, w.retired.Load())
+	}
+}
+
+// TestBlockedPastExpiryIsExplained: a blocking command cut because the
+// server closed the connection after its token expired fails with a
+// *BlockedError that says why, and stays an io.EOF for go-redis' retries.
+func TestBlockedPastExpiryIsExplained(t *testing.T) {
+	p := startRedis(t)
+	ctx := t.Context()
+	w := newWrapped(t, p, redis.Options{Protocol: 3, PoolSize: 1, MaxRetries: -1, ReadTimeout: 10 * time.Second})
+	w.src.set(tok{gen: 1, pass: "tok-1", exp: time.Now().Add(300 * time.Millisecond)})
+	if err := w.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- w.Do(ctx, "BLPOP", "never", "5").Err() }()
+	time.Sleep(600 * time.Millisecond) // past the token's expiry
+	if _, err := p.Do(ctx, "CLIENT", "KILL", "USER", "user"); err != nil {
+		t.Fatal(err)
+	}
+	err := <-errc
+	var be *reauth.BlockedError
+	if !errors.As(err, &be) || !errors.Is(err, io.EOF) || !strings.Contains(err.Error(), "blocking timeouts shorter than the token lifetime") {
+		t.Fatalf("BLPOP cut after the token's expiry: %v (%T)", err, err)
+	}
+}
+
+// recordingConn records the read deadline set on the socket.
+type recordingConn struct {
+	net.Conn
+	mu  sync.Mutex
+	rdl time.Time
+}
+
+func (r *recordingConn) SetReadDeadline(t time.Time) error {
+	r.mu.Lock()
+	r.rdl = t
+	r.mu.Unlock()
+	return r.Conn.SetReadDeadline(t)
+}
+
+func (r *recordingConn) SetDeadline(t time.Time) error {
+	r.mu.Lock()
+	r.rdl = t
+	r.mu.Unlock()
+	return r.Conn.SetDeadline(t)
+}
+
+func (r *recordingConn) readDeadline() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rdl
+}
+
+// TestOwnReadKeepsTheClientsDeadline: the wrapper's own read of an AUTH
+// reply runs under its own deadline and restores the client's afterwards.
+func TestOwnReadKeepsTheClientsDeadline(t *testing.T) {
+	p := startRedis(t)
+	nc, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &recordingConn{Conn: nc}
+	src := &source{cur: goodToken(1)}
+	var auths atomic.Int64
+	c, err := reauth.New[tok](rc, src, reauth.Config{Logger: quiet, IOTimeout: 2 * time.Second, OnAuth: func(r reauth.Result) {
+		if r.Err == nil {
+			auths.Add(1)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "+PONG\r\n" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	clientDL := time.Now().Add(42 * time.Minute)
+	if err := c.SetReadDeadline(clientDL); err != nil {
+		t.Fatal(err)
+	}
+	c.OnToken(goodToken(2))
+	deadline := time.Now().Add(3 * time.Second)
+	for c.State().Generation != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle AUTH was not read")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	// Restored after the own read (allow the goroutine to finish).
+	for !rc.readDeadline().Equal(clientDL) {
+		if time.Now().After(deadline) {
+			t.Fatalf("read deadline %v after the wrapper's own read, want the client's %v", rc.readDeadline(), clientDL)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if auths.Load() != 2 {
+		t.Fatalf("%d accepted AUTHs, want 2", auths.Load())
+	}
+	// The connection goes on.
+	if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "+PONG\r\n" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+}
+
+// panicky is a Source that panics once its token is asked for again.
+type panicky struct{ calls atomic.Int64 }
+
+func (p *panicky) Token() (tok, error) {
+	if p.calls.Add(1) > 1 {
+		panic("boom")
+	}
+	return goodToken(1), nil
+}
+
+// TestPanicBecomesAConnectionError: a panic inside the wrapper fails the
+// connection; it does not crash the process.
+func TestPanicBecomesAConnectionError(t *testing.T) {
+	p := startRedis(t)
+	nc, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := reauth.New[tok](nc, &panicky{}, reauth.Config{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A blocking command makes the wrapper ask for the newest token.
+	_, err = c.Write([]byte("*3\r\n$5\r\nBLPOP\r\n$1\r\nl\r\n$1\r\n1\r\n"))
+	if err == nil || !strings.Contains(err.Error(), "internal error") {
+		t.Fatalf("write after a panic: %v", err)
+	}
+	if _, err := c.Read(make([]byte, 8)); err == nil {
+		t.Fatal("the connection works after a panic")
 	}
 }
