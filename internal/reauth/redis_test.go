@@ -625,3 +625,119 @@ func TestPanicBecomesAConnectionError(t *testing.T) {
 		t.Fatal("the connection works after a panic")
 	}
 }
+
+// TestPubSubAcrossRotations: a subscriber reading (go-redis' reader blocked in
+// Read) while a publisher writes and tokens rotate: on RESP3 the subscribed
+// connection itself is moved to every token, on RESP2 it is left alone
+// (unmovable); no message is lost, duplicated or reordered, no reconnect.
+func TestPubSubAcrossRotations(t *testing.T) {
+	p := startRedis(t)
+	ctx := t.Context()
+	for _, proto := range []int{2, 3} {
+		w := newWrapped(t, p, redis.Options{Protocol: proto, PoolSize: 2, MaxRetries: -1})
+		sub := w.Subscribe(ctx, "news")
+		if _, err := sub.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ch := sub.Channel(redis.WithChannelSize(2000))
+		const msgs = 600
+		done := make(chan error, 1)
+		go func() {
+			for i := range msgs {
+				if err := w.Publish(ctx, "news", i).Err(); err != nil {
+					done <- err
+					return
+				}
+				if i%30 == 0 {
+					w.rotate()
+				}
+				time.Sleep(time.Millisecond)
+			}
+			done <- nil
+		}()
+		for i := range msgs {
+			select {
+			case m := <-ch:
+				if m.Payload != strconv.Itoa(i) {
+					t.Fatalf("RESP%d: message %d is %q", proto, i, m.Payload)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("RESP%d: message %d did not arrive", proto, i)
+			}
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		sub.Close()
+		states := w.states()
+		if w.refused.Load() != 0 || w.retired.Load() != 0 {
+			t.Fatalf("RESP%d: %d refused, %d retired", proto, w.refused.Load(), w.retired.Load())
+		}
+		// One subscriber connection plus the publisher's: no reconnect.
+		if len(states) != 2 {
+			t.Fatalf("RESP%d: %d connections dialed, want 2 (no reconnect)", proto, len(states))
+		}
+		if proto == 3 && w.reauths.Load() < 2*(msgs/30)-2 {
+			t.Fatalf("RESP3: %d re-AUTHs over %d rotations on 2 connections", w.reauths.Load(), msgs/30)
+		}
+		t.Logf("RESP%d: %d messages in order across %d rotations, %d re-AUTHs, %d connections", proto, msgs, msgs/30, w.reauths.Load(), len(states))
+	}
+}
+
+// TestConcurrentLoad: 32 goroutines on a pool of 10 while tokens rotate every
+// few milliseconds: every reply right, every connection moved, no extra dial.
+func TestConcurrentLoad(t *testing.T) {
+	p := startRedis(t)
+	ctx := t.Context()
+	for _, proto := range []int{2, 3} {
+		w := newWrapped(t, p, redis.Options{Protocol: proto, PoolSize: 10, MaxRetries: -1})
+		var wg sync.WaitGroup
+		var errs atomic.Int64
+		var first atomic.Value
+		stop := make(chan struct{})
+		for g := range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k := "c" + strconv.Itoa(g)
+				for i := range 300 {
+					v := strconv.Itoa(i)
+					var get *redis.StringCmd
+					_, err := w.Pipelined(ctx, func(p redis.Pipeliner) error {
+						p.Set(ctx, k, v, 0)
+						get = p.Get(ctx, k)
+						return nil
+					})
+					if err == nil && get.Val() != v {
+						err = fmt.Errorf("GET %s = %q, want %q", k, get.Val(), v)
+					}
+					if err != nil {
+						errs.Add(1)
+						first.CompareAndSwap(nil, err)
+					}
+				}
+			}()
+		}
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(3 * time.Millisecond):
+					w.rotate()
+				}
+			}
+		}()
+		wg.Wait()
+		close(stop)
+		if errs.Load() != 0 {
+			t.Fatalf("RESP%d: %d errors, first %v", proto, errs.Load(), first.Load())
+		}
+		states := w.states()
+		// go-redis v9.23 runs pipelines on a pool of their own, PoolSize too.
+		if len(states) > 20 || w.refused.Load() != 0 || w.retired.Load() != 0 || w.reauths.Load() < 10 {
+			t.Fatalf("RESP%d: %d connections, %d refused, %d retired, %d re-AUTHs", proto, len(states), w.refused.Load(), w.retired.Load(), w.reauths.Load())
+		}
+		t.Logf("RESP%d: 32×300 pipelines, 0 errors, %d re-AUTHs on %d connections", proto, w.reauths.Load(), len(states))
+	}
+}
