@@ -100,6 +100,9 @@ type Config struct {
 	// OnRetire, when set, is called once when the connection is retired, on
 	// the goroutine that found the reason; it must not block.
 	OnRetire func(reason string)
+	// OnClose, when set, is called once by the first Close, after the
+	// connection is closed (to unsubscribe it from the token hand-out).
+	OnClose func()
 	// Logger receives retirements (Warn) and refused AUTHs (Warn).
 	// default: slog.Default()
 	Logger *slog.Logger
@@ -777,9 +780,13 @@ func (c *Conn[T]) drain() {
 
 // Close closes the connection and waits for the wrapper's goroutine.
 func (c *Conn[T]) Close() error {
-	c.locked(func() { c.closed = true })
+	first := false
+	c.locked(func() { first, c.closed = !c.closed, true })
 	err := c.nc.Close()
 	c.wg.Wait()
+	if first && c.cfg.OnClose != nil {
+		c.cfg.OnClose()
+	}
 	return err
 }
 

@@ -360,3 +360,20 @@ func TestTrackerDesync(t *testing.T) {
 		t.Fatal("+QUEUED accepted as the reply of AUTH")
 	}
 }
+
+func TestCloseCallsOnCloseOnce(t *testing.T) {
+	n := 0
+	c, err := New[testToken](&memConn{}, &testSource{cur: tokenN(1)}, Config{Logger: discard, OnClose: func() { n++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c.Close()
+	if n != 1 {
+		t.Fatalf("OnClose ran %d times", n)
+	}
+	c.OnToken(tokenN(2)) // after Close: nothing starts
+	if c.State().Generation != 0 {
+		t.Fatal("a closed connection moved")
+	}
+}
