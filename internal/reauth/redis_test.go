@@ -741,3 +741,29 @@ func TestConcurrentLoad(t *testing.T) {
 		t.Logf("RESP%d: 32×300 pipelines, 0 errors, %d re-AUTHs on %d connections", proto, w.reauths.Load(), len(states))
 	}
 }
+
+// TestResetIsFollowed: after the application's RESET the connection is
+// authenticated again at once, with the newest token.
+func TestResetIsFollowed(t *testing.T) {
+	p := startRedis(t)
+	ctx := t.Context()
+	w := newWrapped(t, p, redis.Options{Protocol: 2, PoolSize: 1, MaxRetries: -1})
+	conn := w.Conn()
+	defer conn.Close()
+	if err := conn.Set(ctx, "r", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	w.src.set(goodToken(3))
+	if v, err := conn.Do(ctx, "RESET").Text(); err != nil || v != "RESET" {
+		t.Fatalf("RESET: %q, %v", v, err)
+	}
+	if v, err := conn.Get(ctx, "r").Result(); err != nil || v != "v" {
+		t.Fatalf("GET after RESET: %q, %v", v, err)
+	}
+	if who, err := conn.Do(ctx, "ACL", "WHOAMI").Text(); err != nil || who != "user" {
+		t.Fatalf("ACL WHOAMI after RESET: %q, %v", who, err)
+	}
+	if st := w.states()[0]; st.Generation != 3 || st.Retired != "" {
+		t.Fatalf("state after RESET: %+v", st)
+	}
+}
