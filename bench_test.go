@@ -14,13 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/auth"
 
 	"github.com/entraredis/entraredis/entraredistest"
-	"github.com/entraredis/entraredis/internal/claims"
 )
 
 var benchQuiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -73,34 +70,6 @@ func BenchmarkSubscribeUnsubscribe(b *testing.B) {
 			}
 		})
 	}
-}
-
-// BenchmarkTokenParse is the cost of reading a new token: claims.Parse alone,
-// and newToken (parse, user name, expiry checks) as the refresher runs it
-// once per rotation.
-func BenchmarkTokenParse(b *testing.B) {
-	c, cred := benchCredentials(b)
-	at, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{DefaultScope}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Run("claims.Parse", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := claims.Parse(at.Token); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("newToken", func(b *testing.B) {
-		b.ReportAllocs()
-		now := time.Now()
-		for b.Loop() {
-			if _, err := c.newToken(azcore.AccessToken{Token: at.Token, ExpiresOn: at.ExpiresOn}, now); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 }
 
 // BenchmarkRoundTrip is one GET through the emulator's TLS endpoint in front

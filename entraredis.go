@@ -25,24 +25,23 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // Defaults applied to go-redis options left at their zero value, after
-// Microsoft's guidance for Azure Redis.
+// Microsoft's guidance for Azure Redis (documented on NewClient).
 const (
-	// DefaultDialTimeout is the connect timeout (go-redis' own default is 5 s too).
-	DefaultDialTimeout = 5 * time.Second
-	// DefaultCommandTimeout is the read and write timeout of a command.
-	DefaultCommandTimeout = 5 * time.Second
-	// DefaultConnMaxIdleTime closes idle pooled connections before Azure closes
-	// them after 10 minutes.
-	DefaultConnMaxIdleTime = 5 * time.Minute
+	dialTimeout     = 5 * time.Second // the connect timeout (go-redis' own default is 5 s too)
+	commandTimeout  = 5 * time.Second // the read and write timeout of a command
+	connMaxIdleTime = 5 * time.Minute // closes idle pooled connections before Azure closes them after 10 minutes
 )
 
 // Client is a go-redis client authenticated with Microsoft Entra ID. It has
@@ -74,29 +73,42 @@ type ClusterClient struct {
 // status, and a Close that also stops the refresher.
 type owner struct {
 	creds *Credentials
-	once  sync.Once
-	err   error
-}
 
-// Credentials returns the client's credentials provider, for its Status and
-// to share it with another go-redis client. The client owns it: Close the
-// client, not the credentials.
-func (o *owner) Credentials() *Credentials { return o.creds }
+	mu   sync.Mutex    // guards the fields below
+	done chan struct{} // made by the first Close, closed when it has finished
+	err  error         // the first Close's result
+}
 
 // Status returns a snapshot of the token and its refresher, for health checks.
 func (o *owner) Status() Status { return o.creds.Status() }
 
-// closeAll closes the pools, then the credentials, once; later calls return
-// the first call's result.
+// closeAll closes the pools, then the credentials, once. A later call returns
+// the first call's result, or nil while the first call is still running: it
+// does not wait for it, because the first call waits for a running callback,
+// which may be the caller.
 func (o *owner) closeAll(pools ...interface{ Close() error }) error {
-	o.once.Do(func() {
-		var errs []error
-		for _, p := range pools {
-			errs = append(errs, p.Close())
+	o.mu.Lock()
+	if done := o.done; done != nil {
+		defer o.mu.Unlock()
+		select {
+		case <-done:
+			return o.err
+		default:
+			return nil
 		}
-		o.err = errors.Join(append(errs, o.creds.Close())...)
-	})
-	return o.err
+	}
+	o.done = make(chan struct{})
+	o.mu.Unlock()
+	var errs []error
+	for _, p := range pools {
+		errs = append(errs, p.Close())
+	}
+	err := errors.Join(append(errs, o.creds.Close())...)
+	o.mu.Lock()
+	o.err = err
+	close(o.done)
+	o.mu.Unlock()
+	return err
 }
 
 // Both clients can stand in for go-redis' own wherever a redis.UniversalClient
@@ -115,11 +127,14 @@ var (
 //
 // ropts is copied, not changed. Fields left at their zero value get Azure's
 // defaults: TLS 1.2 or later with the certificate verified against the host
-// name, DefaultDialTimeout, DefaultCommandTimeout, DefaultConnMaxIdleTime.
+// name (ServerName from Addr), DialTimeout 5 s, ReadTimeout and WriteTimeout
+// 5 s, ConnMaxIdleTime 5 minutes (Azure closes idle connections after 10).
 // PoolFIFO is always turned on: with FIFO every pooled connection is picked,
 // and so re-authenticated, soon after a rotation. ropts.Username, when set,
 // replaces the token's object ID as the user name; ropts.Password and the
-// go-redis credentials providers must be empty.
+// go-redis credentials providers must be empty. Addr may also be a
+// rediss://host:port URL; it needs a port, and redis:// (plaintext) URLs and
+// URLs with user info are refused.
 func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Options, opts *Options) (*Client, error) {
 	if ropts == nil {
 		return nil, errors.New("entraredis: NewClient needs redis.Options with at least Addr")
@@ -128,8 +143,9 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Op
 	if o.Addr == "" {
 		return nil, errors.New("entraredis: redis.Options.Addr is empty: set it to the cache's host:port, for example NAME.redis.cache.windows.net:6380")
 	}
+	addrs := []string{o.Addr}
 	creds, err := prepare(ctx, cred, opts, shared{
-		addrs: []string{o.Addr}, username: &o.Username, password: &o.Password,
+		addrs: addrs, username: &o.Username, password: &o.Password,
 		providers: o.CredentialsProvider != nil || o.CredentialsProviderContext != nil || o.StreamingCredentialsProvider != nil,
 		tls:       &o.TLSConfig, dial: &o.DialTimeout, read: &o.ReadTimeout, write: &o.WriteTimeout,
 		idle: &o.ConnMaxIdleTime, fifo: &o.PoolFIFO,
@@ -137,6 +153,7 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Op
 	if err != nil {
 		return nil, err
 	}
+	o.Addr = addrs[0]
 	h := &hook{creds: creds}
 
 	main := o
@@ -163,6 +180,7 @@ func NewClusterClient(ctx context.Context, cred azcore.TokenCredential, ropts *r
 		return nil, errors.New("entraredis: NewClusterClient needs redis.ClusterOptions with Addrs, for example NAME.REGION.redis.azure.net:10000")
 	}
 	o := *ropts
+	o.Addrs = slices.Clone(o.Addrs) // prepare normalises them: ropts is not changed
 	creds, err := prepare(ctx, cred, opts, shared{
 		addrs: o.Addrs, username: &o.Username, password: &o.Password,
 		providers: o.CredentialsProvider != nil || o.CredentialsProviderContext != nil || o.StreamingCredentialsProvider != nil,
@@ -237,11 +255,9 @@ func (c *Client) AddHook(h redis.Hook) {
 }
 
 // Close closes the client's connections and stops the token refresher. It is
-// safe to call more than once; later calls return the first call's result.
+// safe to call more than once, from a callback too; later calls return the
+// first call's result (nil while it is still running).
 func (c *Client) Close() error { return c.closeAll(c.Client, c.session) }
-
-// String describes the client without secrets.
-func (c *Client) String() string { return "entraredis." + c.Client.String() }
 
 // String describes the client without secrets.
 func (c *ClusterClient) String() string {
@@ -279,13 +295,14 @@ func (c *ClusterClient) AddHook(h redis.Hook) {
 }
 
 // Close closes the client's connections and stops the token refresher. It is
-// safe to call more than once; later calls return the first call's result.
+// safe to call more than once, from a callback too; later calls return the
+// first call's result (nil while it is still running).
 func (c *ClusterClient) Close() error { return c.closeAll(c.ClusterClient, c.session) }
 
 // shared points at the fields of redis.Options or redis.ClusterOptions that
 // both constructors prepare alike.
 type shared struct {
-	addrs                   []string
+	addrs                   []string // checked and replaced with host:port in place
 	username, password      *string
 	providers               bool // a go-redis credentials provider is set
 	tls                     **tls.Config
@@ -300,8 +317,15 @@ func prepare(ctx context.Context, cred azcore.TokenCredential, opts *Options, f 
 	if *f.password != "" || f.providers {
 		return nil, errors.New("entraredis: leave Password and the credentials providers of the redis options empty: the password is the Microsoft Entra token, which entraredis supplies and rotates")
 	}
+	for i, a := range f.addrs {
+		hostport, err := entratoken.CheckAddr(a)
+		if err != nil {
+			return nil, err
+		}
+		f.addrs[i] = hostport
+	}
 	set := withUsername(opts, *f.username)
-	tlsConf, err := tlsFor(f.addrs, *f.tls, set.settings())
+	tlsConf, err := entratoken.TLSConfig(f.addrs, *f.tls, set)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +333,7 @@ func prepare(ctx context.Context, cred azcore.TokenCredential, opts *Options, f 
 	for _, d := range []struct {
 		field *time.Duration
 		value time.Duration
-	}{{f.dial, DefaultDialTimeout}, {f.read, DefaultCommandTimeout}, {f.write, DefaultCommandTimeout}, {f.idle, DefaultConnMaxIdleTime}} {
+	}{{f.dial, dialTimeout}, {f.read, commandTimeout}, {f.write, commandTimeout}, {f.idle, connMaxIdleTime}} {
 		if *d.field == 0 {
 			*d.field = d.value
 		}
@@ -332,8 +356,8 @@ func prepare(ctx context.Context, cred azcore.TokenCredential, opts *Options, f 
 // the refresh margin, so that a connection retires before the token it opened
 // with expires. A shorter lifetime set by the user wins.
 func sessionLifetime(creds *Credentials, user time.Duration) time.Duration {
-	tok := creds.peek()
-	d := creds.set.timingFor(tok.life()).margin / 2
+	tok, _ := creds.src.Token() // held: prepare waited for it
+	d := tok.RefreshMargin() / 2
 	if user > 0 && user < d {
 		return user
 	}
@@ -353,52 +377,6 @@ func withUsername(opts *Options, username string) *Options {
 	return &o
 }
 
-// tlsFor returns the TLS configuration for the addresses: a clone of the
-// user's, or a new one, with TLS 1.2 at least and every certificate checked
-// against the first address's host. With Options.Plaintext it returns nil,
-// after checking that every address is loopback.
-func tlsFor(addrs []string, user *tls.Config, s settings) (*tls.Config, error) {
-	host := hostOf(addrs[0])
-	if s.plaintext {
-		if user != nil {
-			return nil, errors.New("entraredis: Options.Plaintext is set together with a TLSConfig: choose one")
-		}
-		for _, a := range addrs {
-			if h := hostOf(a); !isLoopback(h) && !s.allowPlaintextRemote {
-				return nil, fmt.Errorf("%w (host %q)", ErrPlaintextRemote, h)
-			}
-		}
-		return nil, nil
-	}
-	t := &tls.Config{}
-	if user != nil {
-		t = user.Clone()
-	}
-	if t.MinVersion < tls.VersionTLS12 {
-		t.MinVersion = tls.VersionTLS12
-	}
-	if t.ServerName == "" {
-		t.ServerName = host
-	}
-	return t, nil
-}
-
-func hostOf(addr string) string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	return host
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // hook is the go-redis hook of every client: it keeps connections from being
 // dialed while no usable token exists (a dial would only be refused, and
 // go-redis would retry in a tight loop), and explains WRONGPASS and NOPERM.
@@ -406,8 +384,8 @@ type hook struct{ creds *Credentials }
 
 func (h *hook) DialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if err := h.creds.ready(); err != nil {
-			return nil, err
+		if _, err := h.creds.src.Token(); err != nil {
+			return nil, err // no usable token: fail fast, without dialing
 		}
 		return next(ctx, network, addr)
 	}
@@ -434,25 +412,23 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 				h.explain(cmd, cerr)
 			}
 		}
-		return explainAuth(err, h.creds.username(), h.creds.set.scope)
+		return entratoken.ExplainAuth(err, h.creds.username(), h.creds.src.Scope())
 	}
 }
 
 // explain replaces a WRONGPASS or NOPERM error of cmd with an AuthError and
-// reports refused AUTH commands to Options.OnReauthFailed: the AUTH that moves
-// a live connection to a new token, and the AUTH that go-redis falls back to
-// when HELLO fails on a new connection.
+// reports refused AUTH commands to the Source (ReportReauth: logged, counted,
+// and queued for Options.OnReauthFailed, which never runs inside this hook):
+// the AUTH that moves a live connection to a new token, and the AUTH that
+// go-redis falls back to when HELLO fails on a new connection.
 func (h *hook) explain(cmd redis.Cmder, err error) error {
-	xerr := explainAuth(err, h.creds.username(), h.creds.set.scope)
+	xerr := entratoken.ExplainAuth(err, h.creds.username(), h.creds.src.Scope())
 	if xerr == err {
 		return err
 	}
 	cmd.SetErr(xerr)
 	if cmd.Name() == "auth" {
-		if f := h.creds.set.onReauthFailed; f != nil {
-			f(ReauthFailed{Err: xerr})
-		}
-		h.creds.set.log.Warn("entraredis: the server refused an AUTH with the token in use", "err", xerr)
+		h.creds.src.ReportReauth(xerr)
 	}
 	return xerr
 }

@@ -91,7 +91,9 @@ func ExampleClient_Status() {
 	// token valid: true
 }
 
-// Events and logs: what a service wires into its monitoring.
+// Events and logs: what a service wires into its monitoring. The callbacks
+// run on one goroutine of the client, one after another, never inside a
+// command: they may block, and share variables among themselves without locks.
 func ExampleOptions() {
 	opts := &entraredis.Options{
 		Logger: slog.Default(),

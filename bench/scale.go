@@ -12,6 +12,7 @@ import (
 
 	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 type scaleRow struct {
@@ -332,6 +333,6 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 // default ReauthSpread capped at a quarter of the refresh margin (half the
 // life), see options.go timingFor.
 func scaleSpread(life time.Duration) time.Duration {
-	margin := min(entraredis.DefaultRefreshBefore, life/2)
-	return min(entraredis.DefaultReauthSpread, margin/4)
+	margin := min(entratoken.DefaultRefreshBefore, life/2)
+	return min(entratoken.DefaultReauthSpread, margin/4)
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
+	"github.com/entraredis/entraredis/entratoken"
 	"github.com/entraredis/entraredis/internal/doctor"
 )
 
@@ -157,10 +158,15 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer, e e
 		fmt.Fprintf(stderr, "entraredis doctor: --port %d is out of range\n", *port)
 		return exitUsage
 	}
-	if h, p, ok := splitHostPort(*host); ok && *port == 0 {
-		*host, *port = h, p
+	h, p, err := entratoken.SplitAddr(*host) // the constructors' address rules, port optional
+	if err != nil {
+		fmt.Fprintf(stderr, "entraredis doctor: --host: %v\n", err)
+		return exitUsage
 	}
-	*host = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(*host, "rediss://"), "redis://"), "/")
+	*host = h
+	if *port == 0 {
+		*port = p
+	}
 	roots := e.rootCAs
 	if *caFile != "" {
 		pem, err := os.ReadFile(*caFile)
@@ -205,18 +211,14 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer, e e
 	return exitOK
 }
 
-// splitHostPort accepts --host NAME:PORT (and rediss://NAME:PORT).
+// splitHostPort accepts --host NAME:PORT (and rediss://NAME:PORT), with the
+// rules of entratoken.SplitAddr.
 func splitHostPort(s string) (string, int, bool) {
-	s = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s, "rediss://"), "redis://"), "/")
-	i := strings.LastIndex(s, ":")
-	if i <= 0 || strings.Count(s, ":") > 1 {
+	h, p, err := entratoken.SplitAddr(s)
+	if err != nil || p == 0 {
 		return "", 0, false
 	}
-	var p int
-	if _, err := fmt.Sscanf(s[i+1:], "%d", &p); err != nil || p <= 0 || p > 65535 {
-		return "", 0, false
-	}
-	return s[:i], p, true
+	return h, p, true
 }
 
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer, e env) int {

@@ -344,7 +344,7 @@ func TestSplitHostPort(t *testing.T) {
 		"c.redis.cache.windows.net:6380":               "c.redis.cache.windows.net 6380",
 		"rediss://c.westeurope.redis.azure.net:10000/": "c.westeurope.redis.azure.net 10000",
 		"c.redis.cache.windows.net":                    "",
-		"[::1]:6380":                                   "",
+		"[::1]:6380":                                   "::1 6380", // entratoken.SplitAddr reads bracketed IPv6 (it used to be refused)
 		"c:notaport":                                   "",
 	} {
 		h, p, ok := splitHostPort(in)
@@ -354,6 +354,22 @@ func TestSplitHostPort(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("splitHostPort(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestDoctorChecksTheHostLikeTheConstructors: --host goes through
+// entratoken.SplitAddr, the rules of NewClient's addresses (port optional).
+func TestDoctorChecksTheHostLikeTheConstructors(t *testing.T) {
+	for host, want := range map[string]string{
+		"redis://c.redis.cache.windows.net:6380":      "Azure requires TLS",
+		"rediss://u:s3cr3t@c.redis.cache.windows.net": "user info",
+		"rediss://c.redis.cache.windows.net:6380/3":   "database",
+		"c.redis.cache.windows.net:not-a-port":        "1 to 65535",
+	} {
+		code, _, errOut := runCmd(t, defaultEnv(), "doctor", "--host", host)
+		if code != exitUsage || !strings.Contains(errOut, want) || strings.Contains(errOut, "s3cr3t") {
+			t.Errorf("--host %s: exit %d, %q; want a usage error mentioning %q", host, code, errOut, want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package entraredis
+package entratoken
 
 import (
 	"context"
@@ -11,8 +11,6 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"github.com/redis/go-redis/v9/auth"
 
 	"github.com/entraredis/entraredis/entraredistest"
 )
@@ -58,10 +56,10 @@ func newIssuer(t *testing.T) *entraredistest.Issuer {
 
 // startCreds starts Credentials over an emulated credential and waits for the
 // first token. It must run inside a synctest bubble.
-func startCreds(t *testing.T, co entraredistest.CredentialOptions, o *Options) (*Credentials, *entraredistest.Credential) {
+func startCreds(t *testing.T, co entraredistest.CredentialOptions, o *Options) (*Source, *entraredistest.Credential) {
 	t.Helper()
 	cred := newIssuer(t).NewCredential(co)
-	c, err := NewCredentials(cred, o)
+	c, err := NewSource(cred, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +198,7 @@ func TestFailureThenRecoveryKeepsTheTokenValid(t *testing.T) {
 			if !c.Status().Valid(time.Now()) {
 				t.Fatal("the token expired during an outage shorter than its remaining life")
 			}
-			if _, _, err := c.Subscribe(&listener{}); err != nil {
+			if _, _, err := c.Attach(&listener{}); err != nil {
 				t.Fatalf("a new connection could not subscribe during the outage: %v", err)
 			}
 		}
@@ -243,7 +241,7 @@ func TestFailurePastExpiryThenRecovery(t *testing.T) {
 		outageEnd := time.Now().Add(time.Hour + 10*time.Minute)
 
 		sleepUntil(start.Add(time.Hour + time.Minute))
-		_, _, err := c.Subscribe(&listener{})
+		_, _, err := c.Attach(&listener{})
 		if !errors.Is(err, ErrNoValidToken) || !errors.Is(err, entraredistest.ErrInjected) {
 			t.Fatalf("Subscribe after expiry = %v, want ErrNoValidToken wrapping the last failure", err)
 		}
@@ -252,14 +250,14 @@ func TestFailurePastExpiryThenRecovery(t *testing.T) {
 		}
 		requests := cred.Requests()
 		for range 100 {
-			c.Subscribe(&listener{})
+			c.Attach(&listener{})
 		}
 		if cred.Requests() != requests {
 			t.Fatal("Subscribe asked the credential itself: failed dials would hammer the token service")
 		}
 
 		sleepUntil(outageEnd.Add(DefaultRetryMaxDelay + time.Second))
-		if _, _, err := c.Subscribe(&listener{}); err != nil {
+		if _, _, err := c.Attach(&listener{}); err != nil {
 			t.Fatalf("not recovered within the backoff bound after the outage: %v", err)
 		}
 		if st := c.Status(); !st.Valid(time.Now()) || st.ConsecutiveFailures != 0 {
@@ -284,7 +282,7 @@ func TestCloseDuringRetryStopsTheRefresher(t *testing.T) {
 		if cred.Requests() != requests {
 			t.Fatal("the refresher kept asking after Close")
 		}
-		if _, _, err := c.Subscribe(&listener{}); !errors.Is(err, ErrClosed) {
+		if _, _, err := c.Attach(&listener{}); !errors.Is(err, ErrClosed) {
 			t.Fatalf("Subscribe after Close = %v, want ErrClosed", err)
 		}
 		c.Close() // idempotent
@@ -306,7 +304,7 @@ func TestFirstTokenTimeoutSaysWhatFailed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cred := newIssuer(t).NewCredential(entraredistest.CredentialOptions{})
 		cred.SetDelay(time.Hour)
-		c, err := NewCredentials(cred, (&recorder{}).options(Options{AttemptTimeout: 3 * time.Second}))
+		c, err := NewSource(cred, (&recorder{}).options(Options{AttemptTimeout: 3 * time.Second}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -331,7 +329,7 @@ func TestFirstTokenTimeoutSaysWhatFailed(t *testing.T) {
 		// The caller's context bounds it too.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		c2, _ := NewCredentials(cred, (&recorder{}).options(Options{}))
+		c2, _ := NewSource(cred, (&recorder{}).options(Options{}))
 		defer c2.Close()
 		start = time.Now()
 		if err := c2.WaitReady(ctx); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != time.Second {
@@ -343,12 +341,12 @@ func TestFirstTokenTimeoutSaysWhatFailed(t *testing.T) {
 // listener is a go-redis CredentialsListener that records what it is given.
 type listener struct {
 	mu   sync.Mutex
-	next []auth.Credentials
+	next []Token
 	at   []time.Time
 	errs []error
 }
 
-func (l *listener) OnNext(c auth.Credentials) {
+func (l *listener) OnToken(c Token) {
 	l.mu.Lock()
 	l.next = append(l.next, c)
 	l.at = append(l.at, time.Now())
@@ -376,14 +374,14 @@ func TestRotationIsSpreadOverListeners(t *testing.T) {
 		first := ""
 		for i := range ls {
 			ls[i] = &listener{}
-			creds, _, err := c.Subscribe(ls[i])
+			creds, _, err := c.Attach(ls[i])
 			if err != nil {
 				t.Fatal(err)
 			}
 			_, first = creds.BasicAuth()
 		}
 		gone := &listener{}
-		_, unsubscribe, _ := c.Subscribe(gone)
+		_, unsubscribe, _ := c.Attach(gone)
 		unsubscribe()
 		unsubscribe() // idempotent
 
@@ -432,11 +430,11 @@ func TestSubscribeDeduplicatesAndForgets(t *testing.T) {
 		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(Options{}))
 		defer c.Close()
 		l := &listener{}
-		creds, u1, err := c.Subscribe(l)
+		creds, u1, err := c.Attach(l)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, u2, _ := c.Subscribe(l)
+		_, u2, _ := c.Attach(l)
 		if got := c.Status().Connections; got != 1 {
 			t.Fatalf("%d subscriptions after subscribing one listener twice", got)
 		}
@@ -447,12 +445,8 @@ func TestSubscribeDeduplicatesAndForgets(t *testing.T) {
 		if calls, _, _ := l.calls(); calls != 1 {
 			t.Fatalf("a listener subscribed twice got %d updates, want 1", calls)
 		}
-		if err := u2(); err != nil {
-			t.Fatal(err)
-		}
-		if err := u1(); err != nil {
-			t.Fatal(err)
-		}
+		u2()
+		u1()
 		if got := c.Status().Connections; got != 0 {
 			t.Fatalf("%d subscriptions retained after unsubscribe", got)
 		}
@@ -471,7 +465,7 @@ func TestNegativeJitterAndSpreadTurnThemOff(t *testing.T) {
 		}
 		ls := []*listener{{}, {}, {}}
 		for _, l := range ls {
-			c.Subscribe(l)
+			c.Attach(l)
 		}
 		sleepUntil(c.Status().NextRefresh.Add(time.Second))
 		var at []time.Time
@@ -507,7 +501,7 @@ func TestThreeMonthsOfRotations(t *testing.T) {
 			if !st.Valid(time.Now()) {
 				t.Fatalf("after %d rotations the token in use expired: %+v", st.Rotations, st)
 			}
-			if _, unsubscribe, err := c.Subscribe(&listener{}); err != nil {
+			if _, unsubscribe, err := c.Attach(&listener{}); err != nil {
 				t.Fatalf("a new connection could not subscribe: %v", err)
 			} else {
 				unsubscribe()
@@ -543,7 +537,7 @@ func TestThreeMonthsOfRotations(t *testing.T) {
 
 // closeReturnsAtOnce calls c.Close in the bubble and fails unless it has
 // returned once every other goroutine of the bubble is blocked.
-func closeReturnsAtOnce(t *testing.T, c *Credentials) {
+func closeReturnsAtOnce(t *testing.T, c *Source) {
 	t.Helper()
 	closed := make(chan struct{})
 	go func() { c.Close(); close(closed) }()

@@ -1,0 +1,188 @@
+package entratoken
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/entraredis/entraredis/internal/claims"
+)
+
+// Token is one access token and the Redis user name that goes with it. Its
+// String, GoString and Format never show the secret; only Password does. The
+// zero Token holds nothing (IsZero).
+type Token struct{ t *token }
+
+// token is what the library derived from one access token. It never changes
+// once built.
+type token struct {
+	username, password string
+	expiresOn          time.Time
+	refreshOn          time.Time // zero when the credential gave none
+	received           time.Time
+	refreshAt          time.Time // when the refresher starts asking for the next one
+	generation         uint64    // 1 for the first token, +1 per installed token
+	tm                 timing    // the configured durations, capped by this token's life
+}
+
+// Username returns the Redis user name: Options.Username, or the token's oid claim.
+func (t Token) Username() string {
+	if t.t == nil {
+		return ""
+	}
+	return t.t.username
+}
+
+// Password returns the access token itself: a bearer secret, never log it.
+func (t Token) Password() string {
+	if t.t == nil {
+		return ""
+	}
+	return t.t.password
+}
+
+// ExpiresOn returns when the token expires: the earlier of its exp claim and
+// the credential's ExpiresOn.
+func (t Token) ExpiresOn() time.Time {
+	if t.t == nil {
+		return time.Time{}
+	}
+	return t.t.expiresOn
+}
+
+// Generation returns 1 for a Source's first token, and one more for each
+// token installed after it.
+func (t Token) Generation() uint64 {
+	if t.t == nil {
+		return 0
+	}
+	return t.t.generation
+}
+
+// RefreshMargin returns how long before ExpiresOn the refresher starts asking
+// for the next token: Options.RefreshBefore capped at half the token's life.
+// A client layer uses it to retire connections that are never
+// re-authenticated before their token expires.
+func (t Token) RefreshMargin() time.Duration {
+	if t.t == nil {
+		return 0
+	}
+	return t.t.tm.margin
+}
+
+// IsZero reports whether t holds no token.
+func (t Token) IsZero() bool { return t.t == nil }
+
+// String describes the token without the secret.
+func (t Token) String() string {
+	if t.t == nil {
+		return "entratoken.Token{}"
+	}
+	return fmt.Sprintf("entratoken.Token{user: %s, token: [redacted], expires: %s, generation: %d}",
+		t.t.username, t.t.expiresOn.Format(time.RFC3339), t.t.generation)
+}
+
+// GoString describes the token without the secret.
+func (t Token) GoString() string { return t.String() }
+
+// Format describes the token without the secret, whatever the verb.
+func (t Token) Format(f fmt.State, _ rune) { io.WriteString(f, t.String()) }
+
+// Format describes the token without the secret, whatever the verb.
+func (t token) Format(f fmt.State, _ rune) { io.WriteString(f, Token{&t}.String()) }
+
+// TokenState is the state of a Source's token at one instant. Every caller
+// gets it from one function (tokenState), and decides with one switch.
+type TokenState int
+
+// The states of a token, in the order a Source goes through them.
+const (
+	StateNoToken TokenState = iota // no token received yet
+	StateFresh                     // a usable token; its refresh is not due yet
+	StateDue                       // a usable token; the refresher is asking for the next one
+	StateExpired                   // the token expired (or is about to) and no new one was received
+	StateClosed                    // Close was called
+)
+
+// String returns the state's name.
+func (s TokenState) String() string {
+	switch s {
+	case StateNoToken:
+		return "no token"
+	case StateFresh:
+		return "fresh"
+	case StateDue:
+		return "due"
+	case StateExpired:
+		return "expired"
+	case StateClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("TokenState(%d)", int(s))
+}
+
+// Usable reports whether a new connection can authenticate with the token
+// in this state (StateFresh or StateDue).
+func (s TokenState) Usable() bool { return s == StateFresh || s == StateDue }
+
+// tokenState is the one function that says what state a token is in at now.
+// received and expiresOn are zero when no token is held; refreshAt is when
+// the refresher starts asking for the next one. A token is expired a little
+// before its expiry (a twentieth of its life, at most a second), so that a
+// connection does not authenticate with a token that expires during the
+// handshake.
+func tokenState(closed bool, received, expiresOn, refreshAt, now time.Time) TokenState {
+	switch {
+	case closed:
+		return StateClosed
+	case expiresOn.IsZero():
+		return StateNoToken
+	case !now.Before(expiresOn.Add(-min(time.Second, expiresOn.Sub(received)/20))):
+		return StateExpired
+	case !now.Before(refreshAt):
+		return StateDue
+	default:
+		return StateFresh
+	}
+}
+
+// state is t's state at now, on a Source that is closed or not.
+func (t *token) state(closed bool, now time.Time) TokenState {
+	if t == nil {
+		return tokenState(closed, time.Time{}, time.Time{}, time.Time{}, now)
+	}
+	return tokenState(closed, t.received, t.expiresOn, t.refreshAt, now)
+}
+
+// newToken reads the user name and expiry of an access token received at
+// now. Its errors are TokenErrors that never contain the token.
+func newToken(o *Options, at azcore.AccessToken, now time.Time) (*token, error) {
+	cl, err := claims.Parse(at.Token)
+	if err != nil {
+		return nil, &TokenError{Scope: o.Scope, Err: err}
+	}
+	user := o.Username
+	if user == "" {
+		user = cl.ObjectID
+	}
+	if user == "" {
+		return nil, &TokenError{Scope: o.Scope, Err: ErrNoObjectID}
+	}
+	exp := cl.ExpiresAt // the server enforces the claim; trust the earlier of the two
+	if !at.ExpiresOn.IsZero() && at.ExpiresOn.Before(exp) {
+		exp = at.ExpiresOn
+	}
+	if !exp.After(now) {
+		return nil, &TokenError{Scope: o.Scope, Err: fmt.Errorf("the credential returned a token that expired at %s", exp.Format(time.RFC3339))}
+	}
+	return &token{
+		username:  user,
+		password:  at.Token,
+		expiresOn: exp,
+		refreshOn: at.RefreshOn,
+		received:  now,
+		tm:        o.timingFor(exp.Sub(now)),
+	}, nil
+}
