@@ -103,7 +103,8 @@ type Config struct {
 	// OnClose, when set, is called once by the first Close, after the
 	// connection is closed (to unsubscribe it from the token hand-out).
 	OnClose func()
-	// Logger receives retirements (Warn) and refused AUTHs (Warn).
+	// Logger receives retirements (Warn), and refused AUTHs (Warn) when
+	// OnAuth is nil.
 	// default: slog.Default()
 	Logger *slog.Logger
 }
@@ -636,7 +637,7 @@ func (c *Conn[T]) report(r replyResult) error {
 	if r.authErr != "" {
 		ref := &RefusedError{Username: c.firstTok.Username(), Reply: r.authErr, First: r.first}
 		res.Err = ref
-		if !r.first {
+		if !r.first && c.cfg.OnAuth == nil {
 			c.cfg.Logger.Warn("entraredis: the server refused a re-AUTH; the connection keeps its previous authentication", "err", ref, "generation", r.gen)
 		}
 	}
