@@ -123,10 +123,11 @@ func (s *state) subscribed() bool { return s.chans+s.pats+s.shards > 0 }
 
 // canInject reports whether an AUTH written now, after every command written
 // so far, is run by the server outside a transaction, not in RESP2 subscribed
-// mode, not between a command and the next one it applies to, and answered.
+// mode, not between a command and the next one it applies to, not behind a
+// blocking command, and answered.
 func (s *state) canInject() bool {
-	if s.retired != "" || s.inTx || s.affectNext {
-		return false
+	if s.retired != "" || s.inTx || s.affectNext || s.blocked > 0 {
+		return false // blocked: an AUTH would wait behind the block, and save nothing
 	}
 	if s.subscribed() || s.subs > 0 { // the server's subscription state is, or may be, "subscribed"
 		if s.proto == 2 || s.hellos > 0 {

@@ -227,6 +227,7 @@ func TestTrackerBlocking(t *testing.T) {
 		if !info.blocking || !x.st.unmovable() {
 			t.Fatalf("%q: blocking=%v unmovable=%v", args, info.blocking, x.st.unmovable())
 		}
+		x.noInject("behind a blocking command")
 		if _, r := x.reply("*-1\r\n"); !r.unblocked {
 			t.Fatalf("%q: the reply did not unblock", args)
 		}
