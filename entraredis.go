@@ -128,10 +128,16 @@ var (
 // defaults: TLS 1.2 or later with the certificate verified against the host
 // name (ServerName from Addr), DialTimeout 5 s, ReadTimeout and WriteTimeout
 // 5 s, ConnMaxIdleTime 5 minutes (Azure closes idle connections after 10).
-// PoolFIFO is always turned on: with FIFO every pooled connection is picked,
-// and so re-authenticated, soon after a rotation. ropts.Username, when set,
-// replaces the token's object ID as the user name; ropts.Password and the
-// go-redis credentials providers must be empty. Addr may also be a
+// PoolFIFO is always turned on (pooled connections are used in turn). Every
+// connection authenticates itself with the token in use and moves itself to
+// each new token in place (an AUTH written between two commands, its reply
+// hidden from go-redis): go-redis' own Username, Password and credentials
+// providers stay empty, so no token reaches go-redis' options, logs or hooks.
+// A blocking command that outlives the newest token fails when the server
+// closes its connection at expiry: use bounded timeouts in a loop.
+// ropts.Username, when set, replaces the token's object ID as the user name;
+// ropts.Password and the go-redis credentials providers must be empty. Addr
+// may also be a
 // rediss://host:port URL; it needs a port, and redis:// (plaintext) URLs and
 // URLs with user info are refused.
 func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Options, opts *Options) (*Client, error) {
