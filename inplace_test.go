@@ -2,6 +2,7 @@ package entraredis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/entraredis/entraredis"
@@ -336,5 +339,67 @@ func TestBlockPastTokenLifetimeIsExplained(t *testing.T) {
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("the block was cut after %v, more than a token lifetime", took)
+	}
+}
+
+// strangerSecond gives the good principal's token, then one of a principal
+// the server does not know (refused), then the good one again.
+type strangerSecond struct {
+	good, stranger azcore.TokenCredential
+	calls          atomic.Int64
+}
+
+func (c *strangerSecond) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	if c.calls.Add(1) == 2 {
+		return c.stranger.GetToken(ctx, o)
+	}
+	return c.good.GetToken(ctx, o)
+}
+
+// TestRefusedReauthIsReported: a re-AUTH the server refuses is reported to
+// OnReauthFailed, explained, and the connection keeps its previous
+// authentication: no command fails, nothing is redialled.
+func TestRefusedReauthIsReported(t *testing.T) {
+	srv := entraredistest.NewServer(t, entraredistest.Options{TokenLifetime: 3 * time.Second})
+	cred := &strangerSecond{
+		good:     srv.Credential(),
+		stranger: srv.Issuer().NewCredential(entraredistest.CredentialOptions{Lifetime: 3 * time.Second}),
+	}
+	var mu sync.Mutex
+	var failed []error
+	rdb, err := entraredis.NewClient(t.Context(), cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), PoolSize: 2}, &entraredis.Options{
+		Logger:         quiet,
+		OnReauthFailed: func(e entraredis.ReauthFailed) { mu.Lock(); failed = append(failed, e.Err); mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	ctx := t.Context()
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; time.Now().Before(deadline) && rdb.Status().ReauthFailures == 0 && i < 100_000; i++ {
+		if err := rdb.Incr(ctx, "n").Err(); err != nil {
+			t.Fatalf("INCR %d: %v", i, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if rdb.Status().ReauthFailures == 0 {
+		t.Fatal("no re-AUTH was refused: the test proves nothing")
+	}
+	accepted := srv.Stats().Accepted
+	for range 50 { // the connection keeps its previous authentication
+		if err := rdb.Incr(ctx, "n").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // OnReauthFailed runs on the event goroutine
+	mu.Lock()
+	defer mu.Unlock()
+	var ae *entraredis.AuthError
+	if len(failed) == 0 || !errors.As(failed[0], &ae) || !redis.HasErrorPrefix(failed[0], "WRONGPASS") {
+		t.Fatalf("OnReauthFailed got %v", failed)
+	}
+	if srv.Stats().Accepted != accepted {
+		t.Fatal("a connection was redialled after a refused re-AUTH")
 	}
 }
