@@ -1,6 +1,7 @@
 package reauth
 
 import (
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -376,5 +377,33 @@ func TestCloseCallsOnCloseOnce(t *testing.T) {
 	c.OnToken(tokenN(2)) // after Close: nothing starts
 	if c.State().Generation != 0 {
 		t.Fatal("a closed connection moved")
+	}
+}
+
+// TestUnparsableReply: bytes that are not RESP retire the connection and pass
+// through when no AUTH reply is owed; they fail it when one is.
+func TestUnparsableReply(t *testing.T) {
+	// The first AUTH's reply comes first, then garbage.
+	mc := &memConn{in: []byte("+OK\r\n+PONG\r\n?garbage\r\n")}
+	c, err := New[testToken](mc, &testSource{cur: tokenN(1)}, Config{Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write(encode("PING"))
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "+PONG\r\n?garbage\r\n" {
+		t.Fatalf("read %q, %v; want the garbage passed through", got, err)
+	}
+	if st := c.State(); st.Retired == "" || !st.Unmovable {
+		t.Fatalf("state %+v, want retired", st)
+	}
+	mc = &memConn{in: []byte("?garbage\r\n+OK\r\n")}
+	c, err = New[testToken](mc, &testSource{cur: tokenN(1)}, Config{Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write(encode("PING"))
+	if _, err := io.ReadAll(c); err == nil || !strings.Contains(err.Error(), "lost track") {
+		t.Fatalf("garbage where the AUTH reply is owed: %v", err)
 	}
 }
