@@ -14,7 +14,10 @@
 // connection again at once). Before a blocking command (BLPOP, BRPOP, BLMOVE,
 // BRPOPLPUSH, BZPOPMIN, BZPOPMAX, BLMPOP, BZMPOP, WAIT, WAITAOF, XREAD and
 // XREADGROUP with BLOCK) it moves the connection to the newest token, so that
-// a block is cut only if it outlives that token.
+// a block is cut only if it outlives that token; no AUTH is written behind a
+// block. (An XREAD or XREADGROUP with more arguments than the scanner keeps
+// is taken as blocking; a command longer than 4 KiB goes out as it comes and
+// gets no token moved in front of it: blocking commands are short.)
 //
 // When it meets something it cannot account for (the application's own AUTH,
 // a HELLO with AUTH, CLIENT REPLY, MONITOR, a subscribe command inside MULTI,
