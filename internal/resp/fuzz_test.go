@@ -9,11 +9,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"testing/iotest"
 )
 
 // The reference decoder: an independent, recursive, whole-buffer RESP
@@ -216,66 +217,88 @@ func refFrames(b []byte) ([]*refNode, error) {
 	return out, nil
 }
 
-// refSummary formats nd as summary formats a Frame.
-func refSummary(nd *refNode) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%c N=%d size=%d", byte(nd.kind), nd.n, nd.size)
+// elemSum and frameSum are comparable descriptions of an Elem and a Frame.
+type elemSum struct {
+	kind          Kind
+	kept          [MaxHeadBytes]byte
+	nkept         int
+	n             int64
+	trunc, hasInt bool
+	ival          int64
+}
+
+type frameSum struct {
+	kind    Kind
+	n, size int64
+	headLen int
+	head    [MaxHead]elemSum
+}
+
+func (f frameSum) String() string {
+	s := fmt.Sprintf("%c N=%d size=%d", byte(f.kind), f.n, f.size)
+	for _, e := range f.head[:f.headLen] {
+		s += fmt.Sprintf(" [%c %q len=%d trunc=%v int=%v,%d]", byte(e.kind), e.kept[:e.nkept], e.n, e.trunc, e.hasInt, e.ival)
+	}
+	return s
+}
+
+func sumOf(f *Frame) frameSum {
+	out := frameSum{kind: f.Kind, n: f.N, size: f.Size, headLen: f.HeadLen}
+	for i := range f.HeadLen {
+		e := &f.Head[i]
+		es := &out.head[i]
+		es.kind, es.n, es.trunc = e.Kind(), e.Len(), e.Truncated()
+		es.nkept = copy(es.kept[:], e.Bytes())
+		es.ival, es.hasInt = e.Int()
+	}
+	return out
+}
+
+// refSum describes nd as sumOf describes a Frame.
+func refSum(nd *refNode) frameSum {
+	out := frameSum{kind: nd.kind, n: nd.n, size: nd.size}
 	head := nd.elems
 	if !nd.kind.IsAggregate() {
 		head = []*refNode{nd}
 	}
-	for i, e := range head {
-		if i == MaxHead {
-			break
-		}
-		kept := e.text
-		if len(kept) > MaxHeadBytes {
-			kept = kept[:MaxHeadBytes]
-		}
-		n := e.n
+	for i, e := range head[:min(len(head), MaxHead)] {
+		es := &out.head[i]
+		es.kind, es.n = e.kind, e.n
 		if e.kind == Null {
-			n = 0
+			es.n = 0
 		}
-		fmt.Fprintf(&b, " [%c %q len=%d", byte(e.kind), kept, n)
-		if !e.kind.IsAggregate() && len(e.text) > MaxHeadBytes {
-			b.WriteString(" trunc")
-		}
+		es.nkept = copy(es.kept[:], e.text)
+		es.trunc = !e.kind.IsAggregate() && len(e.text) > MaxHeadBytes
 		switch {
 		case e.kind == Integer:
-			fmt.Fprintf(&b, " int=%d", e.ival)
+			es.ival, es.hasInt = e.ival, true
 		case (e.kind == BulkString || e.kind == SimpleString) && len(e.text) <= MaxHeadBytes:
 			if v, err := strconv.ParseInt(string(e.text), 10, 64); err == nil {
-				fmt.Fprintf(&b, " int=%d", v)
+				es.ival, es.hasInt = v, true
 			}
 		}
-		b.WriteString("]")
+		out.headLen++
 	}
-	return b.String()
+	return out
 }
 
-// refValue formats nd as valueString formats a Value.
-func refValue(nd *refNode) string {
-	var b strings.Builder
-	var walk func(*refNode)
-	walk = func(nd *refNode) {
-		fmt.Fprintf(&b, "(%c", byte(nd.kind))
-		switch {
-		case nd.kind == Null || nd.n < 0 && (nd.kind == BulkString || nd.kind == Array):
-			b.WriteString(" null")
-		case nd.kind == Integer:
-			fmt.Fprintf(&b, " %q %d", nd.text, nd.ival)
-		case nd.kind.IsAggregate():
-			for _, e := range nd.elems {
-				b.WriteByte(' ')
-				walk(e)
-			}
-		default:
-			fmt.Fprintf(&b, " %q", nd.text)
+// refValue converts nd to the Value that ReadValue should return.
+func refValue(nd *refNode) *Value {
+	v := &Value{Kind: nd.kind}
+	switch {
+	case nd.kind == Null || nd.n < 0 && (nd.kind == BulkString || nd.kind == Array):
+		v.Null = true
+	case nd.kind == Integer:
+		v.Str, v.Int = string(nd.text), nd.ival
+	case nd.kind.IsAggregate():
+		v.Elems = make([]Value, len(nd.elems))
+		for i, e := range nd.elems {
+			v.Elems[i] = *refValue(e)
 		}
-		b.WriteByte(')')
+	default:
+		v.Str = string(nd.text)
 	}
-	walk(nd)
-	return b.String()
+	return v
 }
 
 func valueString(v *Value) string {
@@ -304,7 +327,7 @@ func valueString(v *Value) string {
 
 // scanPieces scans data cut into pieces, returning the frames, the error
 // and whether a frame was left unfinished.
-func scanPieces(t *testing.T, data []byte, cuts []int) (frames []string, err error, partial bool) {
+func scanPieces(t *testing.T, data []byte, cuts []int) (frames []frameSum, err error, partial bool) {
 	var s Scanner
 	prev := 0
 	cuts = append(cuts, len(data))
@@ -317,7 +340,7 @@ func scanPieces(t *testing.T, data []byte, cuts []int) (frames []string, err err
 				return frames, err, false
 			}
 			if done {
-				frames = append(frames, summary(s.Frame()))
+				frames = append(frames, sumOf(s.Frame()))
 			} else if n != len(p) {
 				t.Fatalf("Scan stopped at %d of %d bytes without a frame", n, len(p))
 			}
@@ -327,86 +350,142 @@ func scanPieces(t *testing.T, data []byte, cuts []int) (frames []string, err err
 	return frames, nil, s.InFrame()
 }
 
+// chunkReader returns b in pieces of 1 to 8 bytes.
+type chunkReader struct {
+	b   []byte
+	rng *rand.Rand
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 1+c.rng.IntN(8))], c.b)
+	c.b = c.b[n:]
+	return n, nil
+}
+
 func addSeeds(f *testing.F) {
 	for _, c := range validFrames {
 		f.Add([]byte(c.in), uint64(len(c.in)))
 	}
-	// The raw captures of real redis-server sessions (see corpus_test.go).
+	// The raw captures of real redis-server sessions (see capture_test.go),
+	// cut to maxSeed bytes; TestDifferentialOnCaptures checks them whole.
+	for _, b := range captures(f) {
+		f.Add(b[:min(len(b), maxSeed)], uint64(len(b)))
+		// The frame of the 1 MiB value, cut after its first bytes.
+		if i := bytes.Index(b, []byte("$1048576\r\n")); i >= 0 {
+			f.Add(b[i:min(len(b), i+maxSeed)], uint64(i))
+		}
+	}
+}
+
+// maxSeed is the longest capture prefix added to the fuzz seeds (the
+// per-exchange files of testdata/fuzz hold the rest); see maxFuzzInput.
+const maxSeed = 256
+
+func captures(tb testing.TB) [][]byte {
 	bins, _ := filepath.Glob(filepath.Join("testdata", "*.bin"))
+	if len(bins) < 4 {
+		tb.Fatalf("%d captures in testdata (re-create with: go test -tags respcapture -run TestCaptureCorpus ./internal/resp/)", len(bins))
+	}
+	var out [][]byte
 	for _, p := range bins {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			f.Fatal(err)
+			tb.Fatal(err)
 		}
-		f.Add(b, uint64(len(b)))
+		out = append(out, b)
+	}
+	return out
+}
+
+// TestDifferentialOnCaptures runs the fuzz test's checks on the whole
+// captures, the 1 MiB bulk string included, at several random splits.
+func TestDifferentialOnCaptures(t *testing.T) {
+	for _, b := range captures(t) {
+		for seed := range uint64(3) {
+			differential(t, b, seed)
+		}
 	}
 }
 
 // FuzzScanner compares the Scanner with the reference decoder on arbitrary
 // input: in one piece, split at random byte positions, and through the
-// Reader's value trees (read through a one-byte reader).
+// Reader's value trees (read in pieces of 1 to 8 bytes).
 func FuzzScanner(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte, seed uint64) {
-		ref, refErr := refFrames(data)
-		var want []string
-		for _, nd := range ref {
-			want = append(want, refSummary(nd))
-		}
-
-		whole, err, partial := scanPieces(t, data, nil)
-		if strings.Join(whole, "\n") != strings.Join(want, "\n") {
-			t.Fatalf("frames differ from the reference decoder\nscanner:\n%s\nreference:\n%s", strings.Join(whole, "\n"), strings.Join(want, "\n"))
-		}
-		switch {
-		case refErr == errRefBad && !errors.Is(err, ErrProtocol):
-			t.Fatalf("the reference decoder refuses the input, the scanner: %v (partial %v)", err, partial)
-		case refErr != errRefBad && err != nil:
-			t.Fatalf("the scanner refuses input the reference decoder accepts: %v", err)
-		case (refErr == errRefIncomplete) != partial:
-			t.Fatalf("reference: %v, scanner partial frame: %v", refErr, partial)
-		}
-
-		rng := rand.New(rand.NewPCG(seed, seed>>7))
-		var cuts []int
-		for i := 0; i < len(data); i++ {
-			if rng.IntN(4) == 0 {
-				cuts = append(cuts, i)
-			}
-		}
-		split, err2, partial2 := scanPieces(t, data, cuts)
-		if strings.Join(split, "\n") != strings.Join(whole, "\n") || partial2 != partial ||
-			(err == nil) != (err2 == nil) || err != nil && err.Error() != err2.Error() {
-			t.Fatalf("split at %v: %v, %v, %v; in one piece: %v, %v, %v", cuts, split, err2, partial2, whole, err, partial)
-		}
-
-		r := NewReader(bufio.NewReaderSize(iotest.OneByteReader(bytes.NewReader(data)), 16))
-		for _, nd := range ref {
-			if nd.kind == Attribute {
-				continue // ReadValue drops top-level attributes
-			}
-			v, err := r.ReadValue()
-			if err != nil {
-				t.Fatalf("ReadValue: %v", err)
-			}
-			if got, want := valueString(&v), refValue(nd); got != want {
-				t.Fatalf("ReadValue = %s, reference %s", got, want)
-			}
-		}
-		_, err = r.ReadValue()
-		switch refErr {
-		case nil:
-			if err != io.EOF {
-				t.Fatalf("ReadValue at the end: %v", err)
-			}
-		case errRefIncomplete:
-			if err != io.ErrUnexpectedEOF {
-				t.Fatalf("ReadValue on a partial frame: %v", err)
-			}
-		case errRefBad:
-			if !errors.Is(err, ErrProtocol) {
-				t.Fatalf("ReadValue on bad input: %v", err)
-			}
-		}
+		differential(t, data[:min(len(data), maxFuzzInput)], seed)
 	})
+}
+
+// maxFuzzInput bounds the input of one fuzz run: the fuzzer minimizes each
+// new interesting input in time quadratic in its length, a minute at most,
+// in which it tries nothing new; the bytes past this bound only make that
+// longer. TestDifferentialOnCaptures runs the same checks on whole captures.
+const maxFuzzInput = 512
+
+// differential is the body of FuzzScanner.
+func differential(t *testing.T, data []byte, seed uint64) {
+	ref, refErr := refFrames(data)
+	var want []frameSum
+	for _, nd := range ref {
+		want = append(want, refSum(nd))
+	}
+
+	whole, err, partial := scanPieces(t, data, nil)
+	if !slices.Equal(whole, want) {
+		t.Fatalf("frames differ from the reference decoder\nscanner:\n%v\nreference:\n%v", whole, want)
+	}
+	switch {
+	case refErr == errRefBad && !errors.Is(err, ErrProtocol):
+		t.Fatalf("the reference decoder refuses the input, the scanner: %v (partial %v)", err, partial)
+	case refErr != errRefBad && err != nil:
+		t.Fatalf("the scanner refuses input the reference decoder accepts: %v", err)
+	case (refErr == errRefIncomplete) != partial:
+		t.Fatalf("reference: %v, scanner partial frame: %v", refErr, partial)
+	}
+
+	rng := rand.New(rand.NewPCG(seed, seed>>7))
+	var cuts []int
+	for i := 0; i < len(data); i++ {
+		if rng.IntN(4) == 0 {
+			cuts = append(cuts, i)
+		}
+	}
+	split, err2, partial2 := scanPieces(t, data, cuts)
+	if !slices.Equal(split, whole) || partial2 != partial ||
+		(err == nil) != (err2 == nil) || err != nil && err.Error() != err2.Error() {
+		t.Fatalf("split at %v: %v, %v, %v; in one piece: %v, %v, %v", cuts, split, err2, partial2, whole, err, partial)
+	}
+
+	r := NewReader(bufio.NewReaderSize(&chunkReader{b: data, rng: rng}, 16))
+	for _, nd := range ref {
+		if nd.kind == Attribute {
+			continue // ReadValue drops top-level attributes
+		}
+		v, err := r.ReadValue()
+		if err != nil {
+			t.Fatalf("ReadValue: %v", err)
+		}
+		if want := refValue(nd); !reflect.DeepEqual(&v, want) {
+			t.Fatalf("ReadValue = %s, reference %s", valueString(&v), valueString(want))
+		}
+	}
+	_, err = r.ReadValue()
+	switch refErr {
+	case nil:
+		if err != io.EOF {
+			t.Fatalf("ReadValue at the end: %v", err)
+		}
+	case errRefIncomplete:
+		if err != io.ErrUnexpectedEOF {
+			t.Fatalf("ReadValue on a partial frame: %v", err)
+		}
+	case errRefBad:
+		if !errors.Is(err, ErrProtocol) {
+			t.Fatalf("ReadValue on bad input: %v", err)
+		}
+	}
 }

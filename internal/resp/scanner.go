@@ -430,7 +430,7 @@ func (s *Scanner) beginElem(k Kind, i int) error {
 		return errors.New("streamed RESP3 types are not supported")
 	default:
 		if s.depth == 0 {
-			return fmt.Errorf("unknown type byte %q (an inline command?)", byte(k))
+			return fmt.Errorf("not RESP: unknown type byte %q (an inline command, or another protocol)", byte(k))
 		}
 		return fmt.Errorf("unknown type byte %q", byte(k))
 	}

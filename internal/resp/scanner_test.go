@@ -281,3 +281,18 @@ func TestScanNoAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per stream of %d frames", a, len(validFrames))
 	}
 }
+
+func TestFrameIsNullAndKindNames(t *testing.T) {
+	var s Scanner
+	for in, want := range map[string]bool{"_\r\n": true, "$-1\r\n": true, "*-1\r\n": true, "$0\r\n\r\n": false, "*0\r\n": false, "+\r\n": false} {
+		if _, err := scanChunks(t, &s, []byte(in)); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Frame().IsNull(); got != want {
+			t.Errorf("%q: IsNull = %v", in, got)
+		}
+	}
+	if Push.String() != "push" || Kind('x').String() != `kind('x')` || !Attribute.IsAggregate() || Verbatim.IsAggregate() {
+		t.Fatalf("Kind names: %s %s", Push, Kind('x'))
+	}
+}
