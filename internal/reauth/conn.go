@@ -59,7 +59,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -329,16 +328,7 @@ func (c *Conn[T]) wroteAuthLocked(tok T, first bool) {
 }
 
 func appendAuth(b []byte, tok Token) []byte {
-	u, p := tok.Username(), tok.Password()
-	b = append(b, "*3\r\n$4\r\nAUTH\r\n$"...)
-	b = strconv.AppendInt(b, int64(len(u)), 10)
-	b = append(b, "\r\n"...)
-	b = append(b, u...)
-	b = append(b, "\r\n$"...)
-	b = strconv.AppendInt(b, int64(len(p)), 10)
-	b = append(b, "\r\n"...)
-	b = append(b, p...)
-	return append(b, "\r\n"...)
+	return resp.AppendCommand(b, "AUTH", tok.Username(), tok.Password())
 }
 
 // Write writes the client's bytes, with AUTHs inserted between commands.

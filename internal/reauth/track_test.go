@@ -17,13 +17,7 @@ type tracker struct {
 
 func newTracker(t *testing.T) *tracker { return &tracker{t: t, st: newState()} }
 
-func encode(args ...string) []byte {
-	b := []byte("*" + strconv.Itoa(len(args)) + "\r\n")
-	for _, a := range args {
-		b = append(b, "$"+strconv.Itoa(len(a))+"\r\n"+a+"\r\n"...)
-	}
-	return b
-}
+func encode(args ...string) []byte { return resp.AppendCommand(nil, args...) }
 
 func scanOne(t *testing.T, b []byte) *resp.Frame {
 	t.Helper()
