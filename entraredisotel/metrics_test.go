@@ -151,8 +151,11 @@ func TestMetricsAcrossRotationsOutageRefusalAndMaintenance(t *testing.T) {
 	// 1. Rotations.
 	waitUntil(20*time.Second, "2 rotations", func(st entratoken.Status) bool { return st.Rotations >= 2 })
 	p, st := check("rotations")
-	if p[entraredisotel.MetricTokenRotations][""] < 2 || p[entraredisotel.MetricReauths][""] < 1 || len(p[entraredisotel.MetricRefreshFailures]) != 0 {
+	if p[entraredisotel.MetricTokenRotations][""] < 2 || p[entraredisotel.MetricReauths][""] < 2 || len(p[entraredisotel.MetricRefreshFailures]) != 0 {
 		t.Fatalf("after 2 rotations: %v (status %+v)", p, st)
+	}
+	if c := p[entraredisotel.MetricConnections]; c["current"]+c["older"] < 1 {
+		t.Fatalf("connections %v: the pool's live connections are not counted", c)
 	}
 
 	// 2. A token-service outage: every attempt hangs past AttemptTimeout for 1.5 s.
