@@ -1,7 +1,6 @@
 package entraredistest
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"net"
@@ -23,7 +22,7 @@ func subscribeRaw(t *testing.T, srv *Server, proto string) *rawConn {
 		return nil
 	}
 	t.Cleanup(func() { c.Close() })
-	rc := &rawConn{t: t, c: c, r: bufio.NewReader(c)}
+	rc := newRawConn(t, c)
 	cred := srv.Credential()
 	if got := rc.do("HELLO", proto, "AUTH", cred.ObjectID(), token(t, cred)); strings.HasPrefix(got, "-") {
 		t.Fatalf("HELLO %s AUTH = %q", proto, got)
