@@ -55,7 +55,9 @@ const (
 // callbacks after it, never a refresh nor a constructor. Events wait in a
 // queue of 256; when a callback is so slow that the queue is full, the oldest
 // waiting event is dropped, counted in Status.DroppedEvents and logged. No
-// callback starts once Close has been called.
+// callback starts once Close has been called. A callback that panics crashes
+// the program, as a panic on any goroutine does (the credential's panics, by
+// contrast, are recovered: see TokenError.Panic).
 type Options struct {
 	// Scope is the OAuth scope asked of the credential. Sovereign clouds and
 	// LegacyScope can be set here.
