@@ -154,6 +154,7 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Op
 		return nil, err
 	}
 	o.Addr = addrs[0]
+	o.DialerRetryBackoff = creds.dialRetryBackoff(o.DialerRetryBackoff, o.DialerRetryTimeout)
 	h := &hook{creds: creds}
 
 	main := o
@@ -190,6 +191,7 @@ func NewClusterClient(ctx context.Context, cred azcore.TokenCredential, ropts *r
 	if err != nil {
 		return nil, err
 	}
+	o.DialerRetryBackoff = creds.dialRetryBackoff(o.DialerRetryBackoff, o.DialerRetryTimeout)
 	h := &hook{creds: creds}
 	newNode := o.NewClient
 	if newNode == nil {
@@ -377,23 +379,31 @@ func withUsername(opts *Options, username string) *Options {
 	return &o
 }
 
-// hook is the go-redis hook of every client: it keeps connections from being
-// dialed while no usable token exists (a dial would only be refused, and
-// go-redis would retry in a tight loop), and explains WRONGPASS and NOPERM.
+// hook is the go-redis hook of every client (and Credentials.Hook): it keeps
+// connections from being dialed while no usable token exists or the server
+// has just refused the token in use (a dial would only be refused, and
+// go-redis would retry in a tight loop), reports how new connections
+// authenticate (see guard.go), and explains WRONGPASS and NOPERM.
 type hook struct{ creds *Credentials }
 
 func (h *hook) DialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if _, err := h.creds.src.Token(); err != nil {
-			return nil, err // no usable token: fail fast, without dialing
+		probe, err := h.creds.src.ProbeDial()
+		if err != nil {
+			return nil, err // no usable token, or the server refused it a moment ago: fail fast, without dialing
 		}
-		return next(ctx, network, addr)
+		conn, err := next(ctx, network, addr)
+		if err != nil || !probe {
+			return conn, err
+		}
+		return h.probeAuth(ctx, conn)
 	}
 }
 
 func (h *hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
+		h.reportHello(cmd, err)
 		if err == nil {
 			return nil
 		}

@@ -1,0 +1,162 @@
+package entraredis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/entraredis/entraredis/entratoken"
+)
+
+// Hook returns the go-redis hook that a client you build yourself with these
+// Credentials needs (Client and ClusterClient have it already):
+//
+//	rdb := redis.NewClient(&redis.Options{Addr: addr, TLSConfig: tlsConfig, StreamingCredentialsProvider: creds})
+//	rdb.AddHook(creds.Hook())
+//
+// While no usable token exists (the token service has been down past the
+// token's expiry), or after the server refused the token in use for a new
+// connection, it fails new connections at once with the explained error,
+// without dialing (go-redis alone redials in a tight loop). After a refusal,
+// one new connection is tried 1 second later, then after twice as long each
+// time, up to Options.RetryMaxDelay; a new token, or a connection the server
+// accepts, ends the wait. Status.Dial shows it. It also replaces WRONGPASS
+// and NOPERM replies with an AuthError and reports refused re-AUTHs
+// (Options.OnReauthFailed).
+//
+// go-redis retries a dial that failed DialerRetries times, DialerRetryTimeout
+// apart (5 times, 100 ms apart, by default) before the command fails: set
+// DialerRetries to 1 for commands to fail at once too. For a
+// redis.ClusterClient, add the hook to every node:
+// rdb.OnNewNode(func(node *redis.Client) { node.AddHook(h) }).
+func (c *Credentials) Hook() redis.Hook { return &hook{creds: c} }
+
+// reportHello reports the outcome of the HELLO ... AUTH with which go-redis
+// authenticates a new connection to the Source's dial gate: accepted, or
+// refused with WRONGPASS. Other HELLOs, and other errors, say nothing about
+// the token.
+func (h *hook) reportHello(cmd redis.Cmder, err error) {
+	if _, ok := cmd.(*redis.MapStringInterfaceCmd); !ok {
+		return
+	}
+	args := cmd.Args()
+	if len(args) < 3 || !strings.EqualFold(fmt.Sprint(args[0]), "hello") || !strings.EqualFold(fmt.Sprint(args[2]), "auth") {
+		return
+	}
+	switch {
+	case err == nil:
+		h.creds.src.ReportDialAuth(nil)
+	case redis.HasErrorPrefix(err, "WRONGPASS"):
+		h.creds.src.ReportDialAuth(h.authErr(err))
+	}
+}
+
+// authErr explains a WRONGPASS or NOPERM reply (see entratoken.ExplainAuth).
+func (h *hook) authErr(err error) error {
+	return entratoken.ExplainAuth(err, h.creds.username(), h.creds.src.Scope())
+}
+
+// dialRetryBackoff is the go-redis DialerRetryBackoff of Client and
+// ClusterClient: no wait between go-redis' dial retries while new
+// connections are held back (the dial hook refuses them without touching
+// the network, so that a command fails at once), else the user's backoff, or
+// the constant base (DialerRetryTimeout, default 100 ms).
+func (c *Credentials) dialRetryBackoff(user func(int) time.Duration, base time.Duration) func(int) time.Duration {
+	if base == 0 {
+		base = 100 * time.Millisecond // go-redis' default DialerRetryTimeout
+	}
+	return func(attempt int) time.Duration {
+		if !c.src.Status().Valid(time.Now()) {
+			return 0
+		}
+		if user != nil {
+			return user(attempt)
+		}
+		return base
+	}
+}
+
+// replyError is a server's error reply read by probeAuth. It is a
+// redis.Error, as go-redis' own replies are.
+type replyError string
+
+func (e replyError) Error() string { return string(e) }
+
+// RedisError marks the reply as a redis.Error.
+func (replyError) RedisError() {}
+
+// maxReplyLine bounds the reply line probeAuth reads.
+const maxReplyLine = 4096
+
+// probeAuth authenticates conn, the probe that tries a refused token again
+// (see entratoken.Source.ProbeDial), before go-redis gets it, and reports
+// the outcome: go-redis also dials connections that it closes unused (its
+// pool's health dial), which would never tell whether the token is now
+// accepted. It returns conn, or closes it and returns the explained refusal.
+//
+// This goes away once the library authenticates every new connection
+// itself, at dial, in its in-place re-authenticating connection.
+func (h *hook) probeAuth(ctx context.Context, conn net.Conn) (net.Conn, error) {
+	tok, err := h.creds.src.Token()
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(dialTimeout)
+	}
+	conn.SetDeadline(deadline)
+	line, err := authOnce(conn, tok.Username(), tok.Password())
+	conn.SetDeadline(time.Time{})
+	switch {
+	case err != nil:
+		conn.Close()
+		return nil, fmt.Errorf("entraredis: authenticating a new connection: %w", err)
+	case line == "+OK":
+		h.creds.src.ReportDialAuth(nil)
+		return conn, nil
+	case strings.HasPrefix(line, "-"):
+		conn.Close()
+		xerr := h.authErr(replyError(line[1:]))
+		if redis.HasErrorPrefix(xerr, "WRONGPASS") {
+			h.creds.src.ReportDialAuth(xerr)
+		}
+		return nil, xerr
+	default:
+		conn.Close()
+		return nil, fmt.Errorf("entraredis: unexpected reply to AUTH on a new connection: %.40q", line)
+	}
+}
+
+// authOnce sends AUTH user pass on conn and returns the first line of the
+// reply without its CRLF. It reads one byte at a time, so that nothing after
+// the reply is consumed.
+func authOnce(conn net.Conn, user, pass string) (string, error) {
+	var b strings.Builder
+	b.WriteString("*3\r\n$4\r\nAUTH\r\n")
+	for _, a := range []string{user, pass} {
+		b.WriteString("$" + strconv.Itoa(len(a)) + "\r\n" + a + "\r\n")
+	}
+	if _, err := conn.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	line := make([]byte, 0, 64)
+	one := make([]byte, 1)
+	for len(line) < maxReplyLine {
+		if _, err := conn.Read(one); err != nil {
+			return "", err
+		}
+		if one[0] == '\n' && len(line) > 0 && line[len(line)-1] == '\r' {
+			return string(line[:len(line)-1]), nil
+		}
+		line = append(line, one[0])
+	}
+	return "", errors.New("reply line too long")
+}
