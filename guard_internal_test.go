@@ -16,6 +16,25 @@ import (
 
 const wrongPass = replyError("WRONGPASS invalid username-password pair or user is disabled.")
 
+// readyCredentials returns Credentials holding their first token, closed
+// with the test. It runs in a bubble.
+func readyCredentials(t *testing.T) *Credentials {
+	t.Helper()
+	is, err := entraredistest.NewIssuer(entraredistest.IssuerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCredentials(is.NewCredential(entraredistest.CredentialOptions{}), &Options{Logger: benchQuiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.WaitReady(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestHookReportsOnlyDialAuth: which command outcomes close the dial gate.
 // Only the HELLO ... AUTH of a new connection refused with WRONGPASS does; a
 // refused in-place re-AUTH (an AUTH command) is counted as a re-AUTH
@@ -23,18 +42,7 @@ const wrongPass = replyError("WRONGPASS invalid username-password pair or user i
 // opens the gate again. While it is closed, the dial hook does not dial.
 func TestHookReportsOnlyDialAuth(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		is, err := entraredistest.NewIssuer(entraredistest.IssuerOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := NewCredentials(is.NewCredential(entraredistest.CredentialOptions{}), &Options{Logger: benchQuiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if err := c.WaitReady(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		c := readyCredentials(t)
 		ctx := t.Context()
 		h := c.Hook()
 		dials := 0
@@ -92,16 +100,7 @@ func TestHookReportsOnlyDialAuth(t *testing.T) {
 // new connections may be dialed, and not at all while they are held back.
 func TestDialRetryBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		is, err := entraredistest.NewIssuer(entraredistest.IssuerOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := NewCredentials(is.NewCredential(entraredistest.CredentialOptions{}), &Options{Logger: benchQuiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.WaitReady(t.Context())
+		c := readyCredentials(t)
 		def := c.dialRetryBackoff(nil, 0)
 		user := c.dialRetryBackoff(func(a int) time.Duration { return time.Duration(a) * time.Second }, 0)
 		if def(1) != 100*time.Millisecond || user(3) != 3*time.Second {
