@@ -46,7 +46,12 @@ func (h *hook) reportHello(cmd redis.Cmder, err error) {
 		return
 	}
 	args := cmd.Args()
-	if len(args) < 3 || !strings.EqualFold(fmt.Sprint(args[0]), "hello") || !strings.EqualFold(fmt.Sprint(args[2]), "auth") {
+	if len(args) < 3 {
+		return
+	}
+	name, _ := args[0].(string)
+	auth, _ := args[2].(string)
+	if !strings.EqualFold(name, "hello") || !strings.EqualFold(auth, "auth") {
 		return
 	}
 	switch {
