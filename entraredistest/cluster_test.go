@@ -1,7 +1,6 @@
 package entraredistest
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -179,7 +178,7 @@ func TestCluster(t *testing.T) {
 				t.Fatalf("dial %s: %v", addr, err)
 			}
 			t.Cleanup(func() { nc.Close() })
-			rc := &rawConn{t: t, c: nc, r: bufio.NewReader(nc)}
+			rc := newRawConn(t, nc)
 			tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://redis.azure.com/.default"}})
 			if err != nil {
 				t.Fatal(err)

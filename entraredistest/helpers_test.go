@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"go.uber.org/goleak"
+
+	"github.com/entraredis/entraredis/internal/resp"
 )
 
 func TestMain(m *testing.M) {
@@ -59,9 +60,10 @@ func token(t *testing.T, c *Credential) string {
 
 // rawConn is a RESP connection that shows the exact reply bytes.
 type rawConn struct {
-	t *testing.T
-	c net.Conn
-	r *bufio.Reader
+	t  *testing.T
+	c  net.Conn
+	r  *bufio.Reader
+	rd *resp.Reader // reads replies from r
 }
 
 func dialRaw(t *testing.T, srv *Server) *rawConn {
@@ -78,17 +80,15 @@ func dialRaw(t *testing.T, srv *Server) *rawConn {
 		t.Fatalf("dial %s: %v", srv.Addr(), err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &rawConn{t: t, c: c, r: bufio.NewReader(c)}
+	return newRawConn(t, c)
 }
 
-func encode(args ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	return b.String()
+func newRawConn(t *testing.T, c net.Conn) *rawConn {
+	r := bufio.NewReader(c)
+	return &rawConn{t: t, c: c, r: r, rd: resp.NewReader(r)}
 }
+
+func encode(args ...string) string { return string(resp.AppendCommand(nil, args...)) }
 
 // send writes the commands in a single write (a pipeline).
 func (rc *rawConn) send(cmds ...[]string) {
@@ -106,7 +106,7 @@ func (rc *rawConn) send(cmds ...[]string) {
 func (rc *rawConn) reply() string {
 	rc.t.Helper()
 	rc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	s, err := readReply(rc.r)
+	s, err := readReply(rc.rd)
 	if err != nil {
 		rc.t.Fatalf("read reply: %v", err)
 	}
@@ -136,54 +136,20 @@ func (rc *rawConn) waitClosed(start time.Time, max time.Duration) (time.Duration
 	}
 }
 
-// readReply reads one complete RESP2/RESP3 reply and returns its bytes.
-func readReply(r *bufio.Reader) (string, error) {
+// readReply reads one complete RESP2/RESP3 reply (with the attributes
+// before it) and returns its bytes.
+func readReply(r *resp.Reader) (string, error) {
 	var b strings.Builder
-	err := readInto(r, &b)
-	return b.String(), err
-}
-
-func readInto(r *bufio.Reader, b *strings.Builder) error {
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return err
+	for {
+		raw, f, err := r.ReadFrame()
+		if err != nil {
+			return b.String(), err
+		}
+		b.Write(raw)
+		if f.Kind != resp.Attribute {
+			return b.String(), nil
+		}
 	}
-	b.WriteString(line)
-	if len(line) < 3 {
-		return fmt.Errorf("short line %q", line)
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(line[1:]))
-	switch line[0] {
-	case '$', '=', '!':
-		if n < 0 {
-			return nil
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return err
-		}
-		b.Write(buf)
-	case '*', '~', '>':
-		for i := 0; i < n; i++ {
-			if err := readInto(r, b); err != nil {
-				return err
-			}
-		}
-	case '%':
-		for i := 0; i < 2*n; i++ {
-			if err := readInto(r, b); err != nil {
-				return err
-			}
-		}
-	case '|':
-		for i := 0; i < 2*n; i++ {
-			if err := readInto(r, b); err != nil {
-				return err
-			}
-		}
-		return readInto(r, b)
-	}
-	return nil
 }
 
 func bulk(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }

@@ -26,6 +26,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/entraredis/entraredis/internal/claims"
+	"github.com/entraredis/entraredis/internal/resp"
 )
 
 // DefaultScope is the scope the doctor asks the credential for when
@@ -543,20 +544,20 @@ func (r *run) checkAuth(ctx context.Context, s *Step) {
 		return
 	}
 	s.Status = StatusFailed
-	var re *redisError
+	var re *resp.Error
 	if errors.As(err, &re) {
-		switch re.prefix() {
+		switch re.Code() {
 		case "WRONGPASS":
-			s.Cause, s.Fix = r.explainWrongpass(re.msg)
+			s.Cause, s.Fix = r.explainWrongpass(re.Msg)
 			return
 		case "ERR":
-			if strings.Contains(strings.ToLower(re.msg), "without any password configured") {
-				s.Cause = "the server has no authentication configured: " + re.msg
+			if strings.Contains(strings.ToLower(re.Msg), "without any password configured") {
+				s.Cause = "the server has no authentication configured: " + re.Msg
 				s.Fix = "this is not an Azure cache with Microsoft Entra authentication: check --host"
 				return
 			}
 		}
-		s.Cause = "AUTH refused: " + re.msg
+		s.Cause = "AUTH refused: " + re.Msg
 		s.Fix = "see the server's message; Azure expects AUTH <object ID> <Entra access token>"
 		return
 	}
@@ -657,7 +658,7 @@ func (r *run) checkRead(ctx context.Context, s *Step) {
 		return
 	}
 	r.readOK = true
-	if _, ok := v.(nilReply); ok {
+	if v == nil {
 		s.Detail = fmt.Sprintf("GET %s → (nil), as expected", key)
 	} else {
 		s.Detail = fmt.Sprintf("GET %s answered", key)
@@ -706,40 +707,40 @@ func (r *run) checkCluster(ctx context.Context, s *Step) {
 		s.Detail = fmt.Sprintf("CLUSTER INFO answered (cluster_state:%s) → OSS cluster policy: use entraredis.NewClusterClient (the topology names nodes by IP address; it verifies each node's certificate against %s)", state, r.cfg.Host)
 		return
 	}
-	var re *redisError
+	var re *resp.Error
 	if !errors.As(err, &re) {
 		s.Status = StatusFailed
 		s.Cause, s.Fix = r.explainCommandError("CLUSTER INFO", "", err)
 		return
 	}
-	low := strings.ToLower(re.msg)
+	low := strings.ToLower(re.Msg)
 	switch {
 	case strings.Contains(low, "cluster support disabled"):
 		r.rep.Client = "entraredis.NewClient"
 		s.Detail = "CLUSTER INFO: cluster support disabled → non-clustered: use entraredis.NewClient"
 	case strings.Contains(low, "unknown command") || strings.Contains(low, "not supported") || strings.Contains(low, "blocked"):
 		r.rep.Client = "entraredis.NewClient"
-		s.Detail = fmt.Sprintf("CLUSTER INFO refused (%s) → Enterprise cluster policy or non-clustered: use entraredis.NewClient", re.msg)
-	case re.prefix() == "NOPERM":
+		s.Detail = fmt.Sprintf("CLUSTER INFO refused (%s) → Enterprise cluster policy or non-clustered: use entraredis.NewClient", re.Msg)
+	case re.Code() == "NOPERM":
 		s.Status = StatusWarn
 		s.Detail = "CLUSTER INFO is not allowed for this principal: the cluster policy is unknown"
-		s.Cause = re.msg
+		s.Cause = re.Msg
 		s.Fix = "if the cache uses the OSS cluster policy, use entraredis.NewClusterClient; otherwise (Enterprise policy, non-clustered) entraredis.NewClient"
 	default:
 		r.rep.Client = "entraredis.NewClient"
-		s.Detail = fmt.Sprintf("CLUSTER INFO refused (%s) → not an OSS-cluster endpoint: use entraredis.NewClient", re.msg)
+		s.Detail = fmt.Sprintf("CLUSTER INFO refused (%s) → not an OSS-cluster endpoint: use entraredis.NewClient", re.Msg)
 	}
 }
 
 // explainCommandError maps a command's error to cause and fix.
 func (r *run) explainCommandError(cmd, key string, err error) (cause, fix string) {
-	var re *redisError
+	var re *resp.Error
 	if !errors.As(err, &re) {
 		cause = fmt.Sprintf("%s got no answer: %v", cmd, err)
 		fix = "the server closed the connection or did not answer in time; re-run, and check the cache's health in the portal"
 		return cause, fix
 	}
-	switch re.prefix() {
+	switch re.Code() {
 	case "NOPERM":
 		oid := r.username
 		if r.claims != nil && r.claims.ObjectID != "" {
@@ -749,17 +750,17 @@ func (r *run) explainCommandError(cmd, key string, err error) (cause, fix string
 		if key != "" {
 			on = " on key " + key
 		}
-		cause = fmt.Sprintf("principal %s is authenticated but not allowed to run %s%s (%s)", oid, cmd, on, re.msg)
+		cause = fmt.Sprintf("principal %s is authenticated but not allowed to run %s%s (%s)", oid, cmd, on, re.Msg)
 		if (cmd == "SET" || cmd == "DEL") && r.readOK {
 			cause += "; it can read but not write: looks like Data Reader"
 		}
 		fix = fmt.Sprintf("in Data Access Configuration (Azure Cache for Redis) or the access policy assignment, give principal %s a role that allows it: Data Owner (all commands), Data Contributor (reads and writes, no admin/dangerous commands), Data Reader (reads only); or a custom access policy whose permissions include the command (e.g. +%s) and the key pattern (e.g. ~*)",
 			oid, strings.ToLower(strings.Fields(cmd)[0]))
 	case "NOAUTH":
-		cause = fmt.Sprintf("%s: the connection is not authenticated (%s)", cmd, re.msg)
+		cause = fmt.Sprintf("%s: the connection is not authenticated (%s)", cmd, re.Msg)
 		fix = "AUTH must succeed before commands; a connection whose token expired is closed or de-authenticated by the server"
 	default:
-		cause = fmt.Sprintf("%s refused: %s", cmd, re.msg)
+		cause = fmt.Sprintf("%s refused: %s", cmd, re.Msg)
 		fix = "see the server's message"
 	}
 	return cause, fix
@@ -767,9 +768,9 @@ func (r *run) explainCommandError(cmd, key string, err error) (cause, fix string
 
 // redirected reports whether err is a cluster redirection (MOVED, ASK).
 func redirected(err error) (string, bool) {
-	var re *redisError
-	if errors.As(err, &re) && (re.prefix() == "MOVED" || re.prefix() == "ASK") {
-		return re.msg, true
+	var re *resp.Error
+	if errors.As(err, &re) && (re.Code() == "MOVED" || re.Code() == "ASK") {
+		return re.Msg, true
 	}
 	return "", false
 }

@@ -14,7 +14,6 @@ import (
 	"io"
 	"math/big"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +24,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/entraredis/entraredis/internal/claims"
+	"github.com/entraredis/entraredis/internal/resp"
 )
 
 // testCA is a throwaway CA and a server certificate naming only "localhost".
@@ -126,33 +126,24 @@ func (f *fakeRedis) serve() {
 	}
 }
 
-func readCommand(r *bufio.Reader) ([]string, error) {
-	line, err := r.ReadString('\n')
+// readCommand reads one command with the project's RESP reader.
+func readCommand(r *resp.Reader) ([]string, error) {
+	argv, err := r.ReadCommand()
 	if err != nil {
 		return nil, err
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
-	if err != nil || line[0] != '*' {
-		return nil, errors.New("bad command")
+	if len(argv) == 0 {
+		return nil, errors.New("empty command")
 	}
-	args := make([]string, n)
-	for i := range n {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return nil, err
-		}
-		l, _ := strconv.Atoi(strings.TrimSpace(line[1:]))
-		buf := make([]byte, l+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return nil, err
-		}
-		args[i] = string(buf[:l])
+	args := make([]string, len(argv))
+	for i, a := range argv {
+		args[i] = string(a)
 	}
 	return args, nil
 }
 
 func (f *fakeRedis) handle(c net.Conn) {
-	r := bufio.NewReader(c)
+	r := resp.NewReader(bufio.NewReader(c))
 	user := ""
 	for {
 		args, err := readCommand(r)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/entraredis/entraredis/internal/resp"
 	"go.uber.org/goleak"
 )
 
@@ -64,7 +65,7 @@ func TestCmdReader(t *testing.T) {
 		t.Fatalf("commands = %.200q", got)
 	}
 	for _, bad := range []string{"*x\r\n", "*1\r\n:1\r\n", "*1\r\n$-1\r\n", "*1\r\n$3\r\nabcd\r\n", "*2\n"} {
-		if _, err := readAll(t, bad); !errors.Is(err, errProtocol) {
+		if _, err := readAll(t, bad); !errors.Is(err, resp.ErrProtocol) {
 			t.Errorf("%q: %v, want a protocol error", bad, err)
 		}
 	}
@@ -84,13 +85,13 @@ func TestIsCmd(t *testing.T) {
 	}
 }
 
-func TestCopyReplyItemFixesWrongPass(t *testing.T) {
+func TestCopyReplyFixesWrongPass(t *testing.T) {
 	in := "+OK\r\n-WRONGPASS invalid username-password pair\r\n$5\r\nhello\r\n*2\r\n$-1\r\n:1\r\n%1\r\n$1\r\na\r\n=7\r\ntxt:abc\r\n-WRONGPASS other\r\n"
-	br := bufio.NewReader(strings.NewReader(in))
+	rd := resp.NewReader(bufio.NewReaderSize(strings.NewReader(in), 16))
 	var out strings.Builder
 	bw := bufio.NewWriter(&out)
 	for {
-		if err := copyReplyItem(br, bw); err != nil {
+		if err := copyReply(rd, bw); err != nil {
 			if err != io.EOF {
 				t.Fatal(err)
 			}

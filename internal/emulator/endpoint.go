@@ -23,11 +23,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/entraredis/entraredis/internal/resp"
 )
 
 // RefusedUser is the backend user name that refused authentications are
@@ -379,8 +380,9 @@ func (c *proxyConn) copyReplies(bc net.Conn) {
 	}
 	br := bufio.NewReaderSize(bc, 32<<10)
 	bw := bufio.NewWriterSize(c.client, 32<<10)
+	rd := resp.NewReader(br)
 	for {
-		if err := copyReplyItem(br, bw); err != nil {
+		if err := copyReply(rd, bw); err != nil {
 			bw.Flush()
 			return
 		}
@@ -398,7 +400,7 @@ func (c *proxyConn) forwardCommands(bc net.Conn) {
 	cr := newCmdReader(br)
 	for {
 		if err := cr.next(); err != nil {
-			if errors.Is(err, errProtocol) {
+			if errors.Is(err, resp.ErrProtocol) {
 				c.e.cfg.Logf("emulator: %v", err)
 			}
 			bw.Flush()
@@ -656,44 +658,23 @@ func (c *proxyConn) expire() {
 	c.close(true)
 }
 
-// copyReplyItem copies one RESP item (a line, or a bulk header and its
-// payload) and fixes miniredis' short WRONGPASS text. Aggregates need no
-// tracking: their elements are the following items.
-func copyReplyItem(br *bufio.Reader, bw *bufio.Writer) error {
-	line, err := br.ReadSlice('\n')
+// wrongPassShort is miniredis' WRONGPASS text; wrongPassReply is Redis'.
+const (
+	wrongPassShort = "WRONGPASS invalid username-password pair"
+	wrongPassReply = "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+)
+
+// copyReply copies one reply and fixes miniredis' short WRONGPASS text
+// (of a top-level error reply: AUTH and HELLO answer it there).
+func copyReply(rd *resp.Reader, bw *bufio.Writer) error {
+	raw, f, err := rd.ReadFrame()
 	if err != nil {
-		if errors.Is(err, bufio.ErrBufferFull) {
-			// A long simple string/error: copy it through in pieces.
-			bw.Write(line)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = br.ReadSlice('\n')
-				bw.Write(line)
-			}
-			return err
-		}
 		return err
 	}
-	if len(line) < 3 {
-		_, err = bw.Write(line)
+	if f.Kind == resp.SimpleError && !f.Head[0].Truncated() && string(f.Head[0].Bytes()) == wrongPassShort {
+		_, err = bw.WriteString(wrongPassReply)
 		return err
 	}
-	switch line[0] {
-	case '-':
-		if string(line) == "-WRONGPASS invalid username-password pair\r\n" {
-			_, err = bw.WriteString("-WRONGPASS invalid username-password pair or user is disabled.\r\n")
-			return err
-		}
-	case '$', '=', '!':
-		if _, err := bw.Write(line); err != nil {
-			return err
-		}
-		n, ok := parseLen(line[1 : len(line)-2])
-		if !ok {
-			return nil // "$-1": null
-		}
-		_, err = io.CopyN(bw, br, int64(n)+2)
-		return err
-	}
-	_, err = bw.Write(line)
+	_, err = bw.Write(raw)
 	return err
 }

@@ -4,8 +4,9 @@
 // default user disabled. Every process lives in its own temporary directory
 // (configuration, log, nodes.conf), which Close removes.
 //
-// Administration uses a built-in ACL user (see Process.AdminUser) and a minimal
-// RESP client, so the package depends on nothing but the standard library.
+// Administration uses a built-in ACL user (see Process.AdminUser) and the
+// minimal RESP client of internal/resp, so the package depends on nothing but
+// the standard library and that package.
 package redisproc
 
 import (
