@@ -2,16 +2,15 @@ package entraredis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/internal/resp"
 )
 
 // Hook returns the go-redis hook that a client you build yourself with these
@@ -96,9 +95,6 @@ func (e replyError) Error() string { return string(e) }
 // RedisError marks the reply as a redis.Error.
 func (replyError) RedisError() {}
 
-// maxReplyLine bounds the reply line probeAuth reads.
-const maxReplyLine = 4096
-
 // probeAuth authenticates conn, the probe that tries a refused token again
 // (see entratoken.Source.ProbeDial), before go-redis gets it, and reports
 // the outcome: go-redis also dials connections that it closes unused (its
@@ -118,50 +114,48 @@ func (h *hook) probeAuth(ctx context.Context, conn net.Conn) (net.Conn, error) {
 		deadline = time.Now().Add(dialTimeout)
 	}
 	conn.SetDeadline(deadline)
-	line, err := authOnce(conn, tok.Username(), tok.Password())
+	kind, text, err := authOnce(conn, tok.Username(), tok.Password())
 	conn.SetDeadline(time.Time{})
 	switch {
 	case err != nil:
 		conn.Close()
 		return nil, fmt.Errorf("entraredis: authenticating a new connection: %w", err)
-	case line == "+OK":
+	case kind == resp.SimpleString:
 		h.creds.src.ReportDialAuth(nil)
 		return conn, nil
-	case strings.HasPrefix(line, "-"):
+	case kind == resp.SimpleError || kind == resp.BulkError:
 		conn.Close()
-		xerr := h.authErr(replyError(line[1:]))
+		xerr := h.authErr(replyError(text))
 		if redis.HasErrorPrefix(xerr, "WRONGPASS") {
 			h.creds.src.ReportDialAuth(xerr)
 		}
 		return nil, xerr
 	default:
 		conn.Close()
-		return nil, fmt.Errorf("entraredis: unexpected reply to AUTH on a new connection: %.40q", line)
+		return nil, fmt.Errorf("entraredis: unexpected %s reply to AUTH on a new connection", kind)
 	}
 }
 
-// authOnce sends AUTH user pass on conn and returns the first line of the
-// reply without its CRLF. It reads one byte at a time, so that nothing after
-// the reply is consumed.
-func authOnce(conn net.Conn, user, pass string) (string, error) {
-	var b strings.Builder
-	b.WriteString("*3\r\n$4\r\nAUTH\r\n")
-	for _, a := range []string{user, pass} {
-		b.WriteString("$" + strconv.Itoa(len(a)) + "\r\n" + a + "\r\n")
+// authOnce sends AUTH user pass on conn and returns the reply's type and
+// its first bytes (resp.MaxHeadBytes of an error's text). It reads one byte
+// at a time, so that nothing after the reply is consumed.
+func authOnce(conn net.Conn, user, pass string) (resp.Kind, string, error) {
+	if _, err := conn.Write(resp.AppendCommand(nil, "AUTH", user, pass)); err != nil {
+		return 0, "", err
 	}
-	if _, err := conn.Write([]byte(b.String())); err != nil {
-		return "", err
-	}
-	line := make([]byte, 0, 64)
+	var sc resp.Scanner
 	one := make([]byte, 1)
-	for len(line) < maxReplyLine {
+	for {
 		if _, err := conn.Read(one); err != nil {
-			return "", err
+			return 0, "", err
 		}
-		if one[0] == '\n' && len(line) > 0 && line[len(line)-1] == '\r' {
-			return string(line[:len(line)-1]), nil
+		_, done, err := sc.Scan(one)
+		if err != nil {
+			return 0, "", err
 		}
-		line = append(line, one[0])
+		if done {
+			f := sc.Frame()
+			return f.Kind, string(f.Head[0].Bytes()), nil
+		}
 	}
-	return "", errors.New("reply line too long")
 }

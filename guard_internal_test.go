@@ -1,8 +1,10 @@
 package entraredis
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"testing"
 	"testing/synctest"
@@ -111,4 +113,52 @@ func TestDialRetryBackoff(t *testing.T) {
 			t.Fatalf("held back: %v, %v; want no wait", def(1), user(3))
 		}
 	})
+}
+
+// TestProbeAuth: the probe is authenticated before go-redis gets it: an
+// accepted AUTH opens the gate and hands the connection on with nothing of
+// the reply left unread; a refused one closes the connection and the gate.
+func TestProbeAuth(t *testing.T) {
+	for _, tc := range []struct {
+		reply string
+		ok    bool
+	}{
+		{"+OK\r\n", true},
+		{"-WRONGPASS invalid username-password pair or user is disabled.\r\n", false},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			c := readyCredentials(t)
+			c.src.ReportDialAuth(wrongPass)
+			time.Sleep(time.Second) // the probe is due
+			client, server := net.Pipe()
+			defer server.Close()
+			go func() {
+				sc := bufio.NewReader(server)
+				for range 7 { // *3, $4, AUTH, $n, user, $n, token
+					if _, err := sc.ReadString('\n'); err != nil {
+						return
+					}
+				}
+				server.Write([]byte(tc.reply + "+NEXT\r\n"))
+			}()
+			h := &hook{creds: c}
+			conn, err := h.probeAuth(t.Context(), client)
+			st := c.Status()
+			if !tc.ok {
+				var ae *AuthError
+				if conn != nil || !errors.As(err, &ae) || st.Dial != entratoken.DialRefused {
+					t.Fatalf("refused: %v, %v, dial %v; want the explained refusal and the gate closed", conn, err, st.Dial)
+				}
+				return
+			}
+			if err != nil || conn == nil || st.Dial != entratoken.DialOpen {
+				t.Fatalf("accepted: %v, dial %v", err, st.Dial)
+			}
+			next := make([]byte, 7)
+			if _, err := io.ReadFull(conn, next); err != nil || string(next) != "+NEXT\r\n" {
+				t.Fatalf("what followed the reply: %q, %v", next, err)
+			}
+			conn.Close()
+		})
+	}
 }
