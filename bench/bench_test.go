@@ -32,13 +32,22 @@ func TestSmoke(t *testing.T) {
 	md := rep.markdown("")
 	for _, want := range []string{"# entraredis benchmark results", "Machine:", "## Targets",
 		"## 1. Steady state", "## 2. Rotation under load", "## 3. Cold start", "## 4. Scale",
-		"| entraredis | ", "| naive streaming | ", "| CredentialsProviderContext | ", "| standalone | "} {
+		"| entraredis | ", "| naive streaming | ", "| CredentialsProviderContext | ", "| standalone | ",
+		"## 6. rueidis", "| standalone | 8 | "} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the table has no %q:\n%s", want, md)
 		}
 	}
 	if len(rep.Steady) != len(cfg.SteadyConc) || len(rep.Rotation) != 3 || len(rep.Cold) != 3 || len(rep.Scale) != 1 {
 		t.Fatalf("rows: %d steady, %d rotation, %d cold, %d scale", len(rep.Steady), len(rep.Rotation), len(rep.Cold), len(rep.Scale))
+	}
+	if len(rep.RueidisSteady) != len(cfg.SteadyConc) || len(rep.RueidisRotation) != len(cfg.RotConc) {
+		t.Fatalf("rueidis rows: %d steady, %d rotation", len(rep.RueidisSteady), len(rep.RueidisRotation))
+	}
+	for _, x := range rep.RueidisRotation {
+		if x.Errs != 0 || x.Rotations == 0 || x.ExpiryCloses != 0 {
+			t.Errorf("rueidis rotation %+v", x)
+		}
 	}
 	for _, s := range rep.Steady {
 		if s.Ours.Errs != 0 || s.Ours.Ops == 0 || s.Plain.Ops == 0 {

@@ -26,10 +26,32 @@ func (r *loadResult) opsPerSec() float64 {
 	return float64(r.ops) / r.elapsed.Seconds()
 }
 
+// kvOp runs one command of the load on some client: SET key val when set,
+// else GET key (a missing key is no error).
+type kvOp func(ctx context.Context, key, val string, set bool) error
+
+// goRedisOp is kvOp on a go-redis client.
+func goRedisOp(rdb redis.Cmdable) kvOp {
+	return func(ctx context.Context, key, val string, set bool) error {
+		if set {
+			return rdb.Set(ctx, key, val, 0).Err()
+		}
+		if err := rdb.Get(ctx, key).Err(); !errors.Is(err, redis.Nil) {
+			return err
+		}
+		return nil
+	}
+}
+
 // runLoad runs alternating SET/GET (one command per op, a 16-byte value,
 // one key per goroutine) from g goroutines for d, recording each command's
 // latency relative to origin. It stops early when ctx ends.
 func runLoad(ctx context.Context, rdb redis.Cmdable, g int, d time.Duration, origin time.Time, tag string) *loadResult {
+	return runOps(ctx, goRedisOp(rdb), g, d, origin, tag)
+}
+
+// runOps is runLoad on any client.
+func runOps(ctx context.Context, op kvOp, g int, d time.Duration, origin time.Time, tag string) *loadResult {
 	rs := make([]*recorder, g)
 	var mu sync.Mutex
 	var firstErrs []string
@@ -48,15 +70,7 @@ func runLoad(ctx context.Context, rdb redis.Cmdable, g int, d time.Duration, ori
 				if !t0.Before(deadline) {
 					return
 				}
-				var err error
-				if n&1 == 0 {
-					err = rdb.Set(ctx, key, val, 0).Err()
-				} else {
-					err = rdb.Get(ctx, key).Err()
-					if errors.Is(err, redis.Nil) {
-						err = nil
-					}
-				}
+				err := op(ctx, key, val, n&1 == 0)
 				r.add(t0, time.Since(t0), err)
 				if err != nil {
 					mu.Lock()
@@ -77,7 +91,12 @@ func runLoad(ctx context.Context, rdb redis.Cmdable, g int, d time.Duration, ori
 // warmUp runs the load briefly, unrecorded, so that the pool holds its
 // connections before a measurement starts.
 func warmUp(ctx context.Context, rdb redis.Cmdable, g int, d time.Duration, tag string) error {
-	res := runLoad(ctx, rdb, g, d, time.Now(), tag)
+	return warmOps(ctx, goRedisOp(rdb), g, d, tag)
+}
+
+// warmOps is warmUp on any client.
+func warmOps(ctx context.Context, op kvOp, g int, d time.Duration, tag string) error {
+	res := runOps(ctx, op, g, d, time.Now(), tag)
 	if res.errs > 0 {
 		return fmt.Errorf("warm-up: %d errors, first: %v", res.errs, res.firstErrs)
 	}

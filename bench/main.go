@@ -57,6 +57,8 @@ type config struct {
 	ScaleHold    time.Duration
 	ScaleCluster bool
 
+	RueidisCluster bool // rueidis section: also rotate on a 3-master cluster
+
 	Out      string
 	JSON     string // also write the measurements here, for -render
 	Render   string // render this JSON instead of measuring
@@ -68,7 +70,7 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		Sections:       "steady,rotation,cold,scale",
+		Sections:       "steady,rotation,cold,scale,rueidis",
 		Protocol:       3,
 		SteadyConc:     []int{1, 8, 32, 128},
 		SteadyDur:      time.Second,
@@ -88,6 +90,7 @@ func defaultConfig() config {
 		ScaleTimeout:   60 * time.Second,
 		ScaleHold:      5 * time.Second,
 		ScaleCluster:   true,
+		RueidisCluster: true,
 		Out:            "bench/RESULTS.md",
 		JSON:           "bench/results.json",
 		MicroCmd:       "go test -run '^$' -bench . -benchmem -benchtime 2s .",
@@ -114,6 +117,7 @@ func smokeConfig() config {
 	c.ScaleLoad = 4
 	c.ScaleTimeout = 5 * time.Second
 	c.ScaleCluster = false
+	c.RueidisCluster = false
 	c.JSON = ""
 	return c
 }
@@ -213,7 +217,7 @@ func main() {
 }
 
 func bindFlags(fs *flag.FlagSet, c *config) {
-	fs.StringVar(&c.Sections, "sections", c.Sections, "sections to run, comma-separated: steady,rotation,cold,scale")
+	fs.StringVar(&c.Sections, "sections", c.Sections, "sections to run, comma-separated: steady,rotation,cold,scale,rueidis")
 	fs.IntVar(&c.Protocol, "protocol", c.Protocol, "RESP protocol version (2 or 3)")
 	fs.Var((*intList)(&c.SteadyConc), "steady-conc", "steady state: goroutine counts")
 	fs.DurationVar(&c.SteadyDur, "steady-dur", c.SteadyDur, "steady state: duration of each client's turn")
@@ -235,6 +239,7 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&c.ScaleTimeout, "scale-timeout", c.ScaleTimeout, "scale: bound on each wait (connections open, rotation, re-authentication)")
 	fs.DurationVar(&c.ScaleHold, "scale-hold", c.ScaleHold, "scale: how long each of the opening commands (WAIT) holds its connection")
 	fs.BoolVar(&c.ScaleCluster, "scale-cluster", c.ScaleCluster, "scale: also run on a 3-master cluster")
+	fs.BoolVar(&c.RueidisCluster, "rueidis-cluster", c.RueidisCluster, "rueidis: also rotate on a 3-master cluster (the steady state and the rotation use -steady-* and -rot-token, -rot-dur, -rot-conc, -rot-warm)")
 	fs.StringVar(&c.Out, "out", c.Out, "write the Markdown table here (empty: stdout only)")
 	fs.StringVar(&c.JSON, "json", c.JSON, "also write the measurements as JSON here (empty: no)")
 	fs.StringVar(&c.Render, "render", c.Render, "render a JSON written by -json instead of measuring (with -notes, -out)")
@@ -286,12 +291,15 @@ type report struct {
 	Rotation []rotRow
 	Cold     []coldRow
 	Scale    []scaleRow
-	Started  time.Time
-	Took     time.Duration
-	Command  string
-	Config   config
-	Micro    string
-	MicroCmd string
+	// RueidisSteady and RueidisRotation are section 6: rueidisentra.
+	RueidisSteady   []rueidisSteadyRow
+	RueidisRotation []rueidisRotRow
+	Started         time.Time
+	Took            time.Duration
+	Command         string
+	Config          config
+	Micro           string
+	MicroCmd        string
 	// Load is /proc/loadavg's 1-minute load average at the start and the end
 	// of each section: other work on the machine (the cores are shared).
 	Load []sectionLoad
@@ -348,6 +356,16 @@ func run(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", "scale", err))
 		logf("%s failed: %v", "scale", err)
 	}
+	if err := section("rueidis", func() (err error) {
+		if rep.RueidisSteady, err = runRueidisSteady(ctx, cfg, logf); err != nil {
+			return err
+		}
+		rep.RueidisRotation, err = runRueidisRotation(ctx, cfg, logf)
+		return err
+	}); err != nil {
+		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", "rueidis", err))
+		logf("%s failed: %v", "rueidis", err)
+	}
 	rep.Took = time.Since(rep.Started)
 	return rep, ctx.Err()
 }
@@ -384,6 +402,9 @@ func (r *report) mergeFrom(n *report, cfg config, cmd string) {
 	}
 	if cfg.has("cold") {
 		r.Cold = n.Cold
+	}
+	if cfg.has("rueidis") {
+		r.RueidisSteady, r.RueidisRotation = n.RueidisSteady, n.RueidisRotation
 	}
 	if cfg.has("scale") {
 		r.Scale = n.Scale

@@ -176,6 +176,7 @@ func (r *report) markdown(notes string) string {
 	if r.Micro != "" {
 		w("## 5. Micro-benchmarks\n\nProduced by `%s` (bench_test.go in the root package) just before the run above, on the same machine. RoundTrip is one GET through the emulator's TLS endpoint in front of redis-server; SubscribeUnsubscribe is what each new connection costs the provider; TokenParse is the per-rotation cost of reading a token.\n\n```\n%s\n```\n\n", r.MicroCmd, strings.TrimSpace(r.Micro))
 	}
+	r.rueidisMarkdown(w)
 	if notes != "" {
 		w("%s\n", strings.TrimSpace(notes))
 	}
@@ -222,6 +223,28 @@ func (r *report) targets(b *strings.Builder, cfg config) {
 		row("per rotation: 0 connections closed for expiry", func(x rotRow) float64 { return x.per(x.ExpiryCloses) }, 0, "%.2f")
 		row("per rotation: 1 token request", func(x rotRow) float64 { return x.per(x.TokenRequests) }, 1, "%.2f")
 		row("p99 in the second after a rotation ≤ 1.2 × steady p99", func(x rotRow) float64 { return x.p99Ratio() }, 1.2, "%.2f×")
+	}
+	if len(r.RueidisSteady) > 0 {
+		var cpu, thr []string
+		cpuOK, thrOK := true, true
+		for _, s := range r.RueidisSteady {
+			c, t := median(s.CPURatios), median(s.OpsRatios)
+			cpu = append(cpu, fmt.Sprintf("%d goroutines: %.3f", s.Goroutines, c))
+			thr = append(thr, fmt.Sprintf("%d goroutines: %.3f", s.Goroutines, t))
+			cpuOK = cpuOK && c <= 1.02
+			thrOK = thrOK && t >= 0.98
+		}
+		w("| rueidis: steady CPU per command ≤ 1.02 × plain rueidis (median of rounds) | %s | %s |\n", strings.Join(cpu, "; "), verdict(cpuOK))
+		w("| rueidis: steady throughput ≥ 0.98 × plain rueidis (median of rounds) | %s | %s |\n", strings.Join(thr, "; "), verdict(thrOK))
+	}
+	if len(r.RueidisRotation) > 0 {
+		var parts []string
+		ok := true
+		for _, x := range r.RueidisRotation {
+			parts = append(parts, fmt.Sprintf("%s G%d: %.2f / %.2f / %.2f", x.Topology, x.Goroutines, x.per(x.Errs), x.per(x.ExpiryCloses), x.per(x.TokenRequests)))
+			ok = ok && x.Errs == 0 && x.ExpiryCloses == 0 && x.per(x.TokenRequests) <= 1+1e-9 && x.Rotations > 0
+		}
+		w("| rueidis per rotation: 0 errors / 0 expiry closes / 1 token request | %s | %s |\n", strings.Join(parts, "; "), verdict(ok))
 	}
 	for _, c := range r.Cold {
 		if c.Variant == "entraredis.NewClient" {

@@ -87,36 +87,11 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 			plain.Close()
 			return nil, err
 		}
-		warm := min(300*time.Millisecond, cfg.SteadyDur)
-		clients := []struct {
-			name string
-			rdb  redis.Cmdable
-		}{{"entraredis", ours}, {"plain", plain}}
-		var res [2][]*loadResult
-		for _, c := range clients {
-			if err := warmUp(ctx, c.rdb, g, warm, "warm"); err != nil {
-				ours.Close()
-				plain.Close()
-				return nil, fmt.Errorf("%s: %w", c.name, err)
-			}
-		}
-		var ratios []float64
-		for round := 0; round < cfg.SteadyRounds; round++ {
-			order := []int{0, 1}
-			if round%2 == 1 {
-				order = []int{1, 0} // A,B,B,A,A,B,...: linear drift cancels
-			}
-			var rr [2]float64
-			for _, i := range order {
-				cpu0 := processCPU()
-				r := runLoad(ctx, clients[i].rdb, g, cfg.SteadyDur, time.Now(), "steady")
-				r.cpu = processCPU() - cpu0
-				res[i] = append(res[i], r)
-				rr[i] = r.opsPerSec()
-			}
-			if rr[1] > 0 {
-				ratios = append(ratios, rr[0]/rr[1])
-			}
+		res, ratios, err := interleave(ctx, cfg, g, [2]kvOp{goRedisOp(ours), goRedisOp(plain)}, [2]string{"entraredis", "plain"})
+		if err != nil {
+			ours.Close()
+			plain.Close()
+			return nil, err
 		}
 		ours.Close()
 		plain.Close()
@@ -129,6 +104,38 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 		}
 	}
 	return rows, nil
+}
+
+// interleave warms both clients up, then runs cfg.SteadyRounds rounds of one
+// cfg.SteadyDur turn of each, the order flipping every round (A,B,B,A,A,B,...:
+// linear drift cancels), measuring the process's CPU during each turn. It
+// returns each client's turns and the per-round throughput ratios ops[0] /
+// ops[1].
+func interleave(ctx context.Context, cfg config, g int, ops [2]kvOp, names [2]string) (res [2][]*loadResult, ratios []float64, err error) {
+	warm := min(300*time.Millisecond, cfg.SteadyDur)
+	for i, op := range ops {
+		if err := warmOps(ctx, op, g, warm, "warm"); err != nil {
+			return res, nil, fmt.Errorf("%s: %w", names[i], err)
+		}
+	}
+	for round := 0; round < cfg.SteadyRounds; round++ {
+		order := []int{0, 1}
+		if round%2 == 1 {
+			order = []int{1, 0}
+		}
+		var rr [2]float64
+		for _, i := range order {
+			cpu0 := processCPU()
+			r := runOps(ctx, ops[i], g, cfg.SteadyDur, time.Now(), "steady")
+			r.cpu = processCPU() - cpu0
+			res[i] = append(res[i], r)
+			rr[i] = r.opsPerSec()
+		}
+		if rr[1] > 0 {
+			ratios = append(ratios, rr[0]/rr[1])
+		}
+	}
+	return res, ratios, nil
 }
 
 // summarize pools the turns of one client.

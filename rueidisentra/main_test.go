@@ -1,0 +1,15 @@
+package rueidisentra_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// rueidis' lazy cluster-topology refresh (singleflight.go, call.DelayDo)
+// sleeps up to about a second on a goroutine of its own that Close does not
+// stop, then finds the client closed and returns: it is rueidis', bounded, and
+// not a leak of this package's.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*call).DelayDo.func1"))
+}
