@@ -95,16 +95,6 @@ func (c *Credentials) username() string {
 	return c.src.Options().Username
 }
 
-// basicAuth returns the current user name and token, for go-redis'
-// CredentialsProviderContext (connections that are never re-authenticated).
-func (c *Credentials) basicAuth(context.Context) (string, string, error) {
-	tok, err := c.src.Token()
-	if err != nil {
-		return "", "", err
-	}
-	return tok.Username(), tok.Password(), nil
-}
-
 // redisListener adapts a go-redis connection's listener to an
 // entratoken.Listener: each new token marks the connection, which then
 // re-authenticates with the live credentials. It is comparable when the

@@ -46,26 +46,25 @@ const (
 
 // Client is a go-redis client authenticated with Microsoft Entra ID. It has
 // every method of *redis.Client and satisfies redis.UniversalClient and
-// redis.Cmdable: pass the *Client itself to code that takes those. Do not
-// hand on the embedded *redis.Client: its own Conn and Watch panic with a
-// streaming credentials provider (go-redis v9.23); Client's do not, because
-// Conn, EphemeralConn, Watch and the subscribe methods use a second,
-// connection-pinned pool (see Conn). Close closes both and stops the token
+// redis.Cmdable. Every connection it opens re-authenticates itself in place
+// before its token expires (see NewClient): a Conn, a Watch session or a
+// subscription lives for any number of token lifetimes. The embedded
+// *redis.Client, its WithTimeout clones and the connections they hand out are
+// the same pool and may be passed on. Close closes it and stops the token
 // refresher.
 type Client struct {
 	*redis.Client
-	session *redis.Client // Conn, Watch and pub/sub: connections that are not re-authenticated in place
 	owner
 }
 
 // ClusterClient is a go-redis cluster client authenticated with Microsoft
 // Entra ID, for Azure Managed Redis with the OSS cluster policy. It has every
-// method of *redis.ClusterClient and satisfies redis.UniversalClient; as with
-// Client, pass the *ClusterClient itself, not the embedded one (whose Watch
-// panics with a streaming provider). Close also stops the token refresher.
+// method of *redis.ClusterClient and satisfies redis.UniversalClient; every
+// node's connections re-authenticate themselves in place like Client's, and
+// the embedded client and its node clients (ForEachMaster, ForEachShard) may
+// be passed on. Close also stops the token refresher.
 type ClusterClient struct {
 	*redis.ClusterClient
-	session *redis.ClusterClient
 	owner
 }
 
@@ -129,10 +128,16 @@ var (
 // defaults: TLS 1.2 or later with the certificate verified against the host
 // name (ServerName from Addr), DialTimeout 5 s, ReadTimeout and WriteTimeout
 // 5 s, ConnMaxIdleTime 5 minutes (Azure closes idle connections after 10).
-// PoolFIFO is always turned on: with FIFO every pooled connection is picked,
-// and so re-authenticated, soon after a rotation. ropts.Username, when set,
-// replaces the token's object ID as the user name; ropts.Password and the
-// go-redis credentials providers must be empty. Addr may also be a
+// PoolFIFO is always turned on (pooled connections are used in turn). Every
+// connection authenticates itself with the token in use and moves itself to
+// each new token in place (an AUTH written between two commands, its reply
+// hidden from go-redis): go-redis' own Username, Password and credentials
+// providers stay empty, so no token reaches go-redis' options, logs or hooks.
+// A blocking command that outlives the newest token fails when the server
+// closes its connection at expiry: use bounded timeouts in a loop.
+// ropts.Username, when set, replaces the token's object ID as the user name;
+// ropts.Password and the go-redis credentials providers must be empty. Addr
+// may also be a
 // rediss://host:port URL; it needs a port, and redis:// (plaintext) URLs and
 // URLs with user info are refused.
 func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Options, opts *Options) (*Client, error) {
@@ -155,18 +160,9 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Op
 	}
 	o.Addr = addrs[0]
 	o.DialerRetryBackoff = creds.dialRetryBackoff(o.DialerRetryBackoff, o.DialerRetryTimeout)
-	h := &hook{creds: creds}
-
-	main := o
-	main.StreamingCredentialsProvider = creds
-	session := o
-	session.CredentialsProviderContext = creds.basicAuth
-	session.ConnMaxLifetime = sessionLifetime(creds, o.ConnMaxLifetime)
-	session.MinIdleConns = 0 // opened on demand: only Conn, Watch and pub/sub use it
-
-	c := &Client{Client: redis.NewClient(&main), session: redis.NewClient(&session), owner: owner{creds: creds}}
+	h := newHook(creds)
+	c := &Client{Client: redis.NewClient(&o), owner: owner{creds: creds}}
 	c.Client.AddHook(h)
-	c.session.AddHook(h)
 	return c, nil
 }
 
@@ -192,7 +188,7 @@ func NewClusterClient(ctx context.Context, cred azcore.TokenCredential, ropts *r
 		return nil, err
 	}
 	o.DialerRetryBackoff = creds.dialRetryBackoff(o.DialerRetryBackoff, o.DialerRetryTimeout)
-	h := &hook{creds: creds}
+	h := newHook(creds)
 	newNode := o.NewClient
 	if newNode == nil {
 		newNode = redis.NewClient
@@ -202,104 +198,21 @@ func NewClusterClient(ctx context.Context, cred azcore.TokenCredential, ropts *r
 		rdb.AddHook(h)
 		return rdb
 	}
-
-	main := o
-	main.StreamingCredentialsProvider = creds
-	session := o
-	session.CredentialsProviderContext = creds.basicAuth
-	session.ConnMaxLifetime = sessionLifetime(creds, o.ConnMaxLifetime)
-	session.MinIdleConns = 0 // opened on demand: only Conn, Watch and pub/sub use it
-	return &ClusterClient{ClusterClient: redis.NewClusterClient(&main), session: redis.NewClusterClient(&session), owner: owner{creds: creds}}, nil
-}
-
-// Conn returns a connection pinned to the caller. go-redis v9.23 panics when
-// Conn, EphemeralConn or Watch must open a connection on a client with a
-// streaming credentials provider, so these calls use a second pool whose
-// connections authenticate with the current token when they open and retire
-// before that token expires (they are not re-authenticated in place). Keep a
-// Conn for a short session: the server closes it when the token it opened
-// with expires, and its next command then fails ("Conn is in a bad state").
-func (c *Client) Conn() *redis.Conn { return c.session.Conn() }
-
-// EphemeralConn is Conn, except that Close discards the connection. See Conn.
-func (c *Client) EphemeralConn() *redis.Conn { return c.session.EphemeralConn() }
-
-// Watch runs fn in an optimistic transaction on the keys, like
-// redis.Client.Watch, on a pinned connection (see Conn).
-func (c *Client) Watch(ctx context.Context, fn func(*redis.Tx) error, keys ...string) error {
-	return c.session.Watch(ctx, fn, keys...)
-}
-
-// Subscribe subscribes to channels like redis.Client.Subscribe. Pub/sub
-// connections authenticate with the current token when they open; Azure closes
-// them when that token expires and go-redis reconnects and subscribes again
-// (PubSub.Channel does it for you; messages published in the gap are lost).
-func (c *Client) Subscribe(ctx context.Context, channels ...string) *redis.PubSub {
-	return c.session.Subscribe(ctx, channels...)
-}
-
-// PSubscribe subscribes to patterns. See Subscribe.
-func (c *Client) PSubscribe(ctx context.Context, patterns ...string) *redis.PubSub {
-	return c.session.PSubscribe(ctx, patterns...)
-}
-
-// SSubscribe subscribes to shard channels. See Subscribe.
-func (c *Client) SSubscribe(ctx context.Context, channels ...string) *redis.PubSub {
-	return c.session.SSubscribe(ctx, channels...)
-}
-
-// AddHook adds a go-redis hook (tracing, metrics, logging) to the client,
-// the pinned-connection pool included, so that instrumentation such as
-// redisotel.InstrumentTracing(rdb) sees every command.
-func (c *Client) AddHook(h redis.Hook) {
-	c.Client.AddHook(h)
-	c.session.AddHook(h)
+	return &ClusterClient{ClusterClient: redis.NewClusterClient(&o), owner: owner{creds: creds}}, nil
 }
 
 // Close closes the client's connections and stops the token refresher. It is
-// safe to call more than once, from a callback too; later calls return the
-// first call's result (nil while it is still running).
-func (c *Client) Close() error { return c.closeAll(c.Client, c.session) }
+// safe to call more than once; later calls return the first call's result.
+func (c *Client) Close() error { return c.closeAll(c.Client) }
 
 // String describes the client without secrets.
 func (c *ClusterClient) String() string {
 	return fmt.Sprintf("entraredis.ClusterClient<%s>", strings.Join(c.Options().Addrs, ","))
 }
 
-// Watch runs fn in an optimistic transaction on the keys, like
-// redis.ClusterClient.Watch, on connections that authenticate with the current
-// token when they open and retire before it expires (go-redis v9.23 panics on
-// Watch with a streaming credentials provider).
-func (c *ClusterClient) Watch(ctx context.Context, fn func(*redis.Tx) error, keys ...string) error {
-	return c.session.Watch(ctx, fn, keys...)
-}
-
-// Subscribe subscribes to channels. See Client.Subscribe.
-func (c *ClusterClient) Subscribe(ctx context.Context, channels ...string) *redis.PubSub {
-	return c.session.Subscribe(ctx, channels...)
-}
-
-// PSubscribe subscribes to patterns. See Client.Subscribe.
-func (c *ClusterClient) PSubscribe(ctx context.Context, patterns ...string) *redis.PubSub {
-	return c.session.PSubscribe(ctx, patterns...)
-}
-
-// SSubscribe subscribes to shard channels. See Client.Subscribe.
-func (c *ClusterClient) SSubscribe(ctx context.Context, channels ...string) *redis.PubSub {
-	return c.session.SSubscribe(ctx, channels...)
-}
-
-// AddHook adds a go-redis hook to the client, the pool used by Watch and
-// pub/sub included. See Client.AddHook.
-func (c *ClusterClient) AddHook(h redis.Hook) {
-	c.ClusterClient.AddHook(h)
-	c.session.AddHook(h)
-}
-
 // Close closes the client's connections and stops the token refresher. It is
-// safe to call more than once, from a callback too; later calls return the
-// first call's result (nil while it is still running).
-func (c *ClusterClient) Close() error { return c.closeAll(c.ClusterClient, c.session) }
+// safe to call more than once; later calls return the first call's result.
+func (c *ClusterClient) Close() error { return c.closeAll(c.ClusterClient) }
 
 // shared points at the fields of redis.Options or redis.ClusterOptions that
 // both constructors prepare alike.
@@ -354,18 +267,6 @@ func prepare(ctx context.Context, cred azcore.TokenCredential, opts *Options, f 
 	return creds, nil
 }
 
-// sessionLifetime is the ConnMaxLifetime of the pinned-connection pool: half of
-// the refresh margin, so that a connection retires before the token it opened
-// with expires. A shorter lifetime set by the user wins.
-func sessionLifetime(creds *Credentials, user time.Duration) time.Duration {
-	tok, _ := creds.src.Token() // held: prepare waited for it
-	d := tok.RefreshMargin() / 2
-	if user > 0 && user < d {
-		return user
-	}
-	return d
-}
-
 // withUsername returns opts with Username set from the go-redis options when
 // Options.Username is empty.
 func withUsername(opts *Options, username string) *Options {
@@ -379,12 +280,19 @@ func withUsername(opts *Options, username string) *Options {
 	return &o
 }
 
-// hook is the go-redis hook of every client (and Credentials.Hook): it keeps
-// connections from being dialed while no usable token exists or the server
-// has just refused the token in use (a dial would only be refused, and
-// go-redis would retry in a tight loop), reports how new connections
-// authenticate (see guard.go), and explains WRONGPASS and NOPERM.
-type hook struct{ creds *Credentials }
+// hook is the go-redis hook of every client (and, without conns, of
+// Credentials.Hook): its dial hook keeps connections from being dialed while
+// no usable token exists or the server has just refused the token in use (a
+// dial would only be refused, and go-redis would retry in a tight loop), and
+// wraps every connection so that it authenticates and re-authenticates itself
+// (see conns; the outcome of its first AUTH goes to Source.ReportDialAuth);
+// its process hooks explain WRONGPASS and NOPERM.
+type hook struct {
+	creds *Credentials
+	conns *conns // nil for Credentials.Hook: go-redis authenticates its connections itself (see guard.go)
+}
+
+func newHook(creds *Credentials) *hook { return &hook{creds: creds, conns: newConns(creds.src)} }
 
 func (h *hook) DialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -392,11 +300,14 @@ func (h *hook) DialHook(next redis.DialHook) redis.DialHook {
 		if err != nil {
 			return nil, err // no usable token, or the server refused it a moment ago: fail fast, without dialing
 		}
-		conn, err := next(ctx, network, addr)
-		if err != nil || !probe {
-			return conn, err
+		nc, err := next(ctx, network, addr)
+		if err != nil {
+			return nil, err
 		}
-		return h.probeAuth(ctx, conn)
+		if h.conns == nil {
+			return h.ownClientConn(ctx, nc, probe)
+		}
+		return h.conns.wrap(nc, probe)
 	}
 }
 
@@ -422,23 +333,25 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 				h.explain(cmd, cerr)
 			}
 		}
-		return entratoken.ExplainAuth(err, h.creds.username(), h.creds.src.Scope())
+		return h.explainErr(err)
 	}
 }
 
-// explain replaces a WRONGPASS or NOPERM error of cmd with an AuthError and
-// reports refused AUTH commands to the Source (ReportReauth: logged, counted,
-// and queued for Options.OnReauthFailed, which never runs inside this hook):
-// the AUTH that moves a live connection to a new token, and the AUTH that
-// go-redis falls back to when HELLO fails on a new connection.
+// explain replaces a WRONGPASS or NOPERM error of cmd with an AuthError
+// (the refused first AUTH of a new connection included).
 func (h *hook) explain(cmd redis.Cmder, err error) error {
-	xerr := entratoken.ExplainAuth(err, h.creds.username(), h.creds.src.Scope())
+	xerr := h.explainErr(err)
 	if xerr == err {
 		return err
 	}
 	cmd.SetErr(xerr)
-	if cmd.Name() == "auth" {
+	if h.conns == nil && cmd.Name() == "auth" {
+		// go-redis' own re-AUTH, on a client built with Credentials.Hook.
 		h.creds.src.ReportReauth(xerr)
 	}
 	return xerr
+}
+
+func (h *hook) explainErr(err error) error {
+	return entratoken.ExplainAuth(asReply(err), h.creds.username(), h.creds.src.Scope())
 }

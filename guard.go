@@ -95,14 +95,24 @@ func (e replyError) Error() string { return string(e) }
 // RedisError marks the reply as a redis.Error.
 func (replyError) RedisError() {}
 
-// probeAuth authenticates conn, the probe that tries a refused token again
-// (see entratoken.Source.ProbeDial), before go-redis gets it, and reports
-// the outcome: go-redis also dials connections that it closes unused (its
-// pool's health dial), which would never tell whether the token is now
-// accepted. It returns conn, or closes it and returns the explained refusal.
-//
-// This goes away once the library authenticates every new connection
-// itself, at dial, in its in-place re-authenticating connection.
+// ownClientConn is the dial hook's end on a client built with
+// Credentials.Hook, where go-redis authenticates connections itself: the
+// probe that tries a refused token again (see entratoken.Source.ProbeDial)
+// is authenticated here first (probeAuth), because go-redis' pool also dials
+// connections that it closes unused (to learn that dialing works again after
+// repeated dial errors), which would never tell whether the token is
+// accepted now. Client and ClusterClient need no such AUTH: their
+// connection wrapper reports its own first AUTH, and a probe closed unused
+// (see conns.wrap).
+func (h *hook) ownClientConn(ctx context.Context, nc net.Conn, probe bool) (net.Conn, error) {
+	if !probe {
+		return nc, nil
+	}
+	return h.probeAuth(ctx, nc)
+}
+
+// probeAuth authenticates conn and reports the outcome. It returns conn, or
+// closes it and returns the explained refusal.
 func (h *hook) probeAuth(ctx context.Context, conn net.Conn) (net.Conn, error) {
 	tok, err := h.creds.src.Token()
 	if err != nil {

@@ -93,8 +93,11 @@ func TestRefusedTokenDoesNotDial(t *testing.T) {
 			rdb.Ping(t.Context())
 			time.Sleep(20 * time.Millisecond)
 		}
-		if n := srv.Stats().Accepted - before.Accepted; n > 3 {
-			t.Fatalf("%d dials in %v of refusals, want one per probe", n, time.Since(start))
+		// Each probe costs one dial, plus at most one that go-redis' pool
+		// makes and closes unused to learn that dialing works again (its
+		// dial errors saturated it), which hands the probe on.
+		if n, refusals := srv.Stats().Accepted-before.Accepted, rdb.Status().DialRefusals; n > 2*refusals-1 {
+			t.Fatalf("%d dials in %v for %d refusals, want at most two per probe after the first", n, time.Since(start), refusals)
 		}
 		srv.Allow(stranger.ObjectID(), entraredistest.RoleOwner)
 		took := pingUntilOK(t, rdb, retryMax+time.Second+500*time.Millisecond)

@@ -550,26 +550,6 @@ func TestDroppedConnectionsAndRestart(t *testing.T) {
 	t.Logf("%d ops, 0 errors through %d dropped connections; recovered after a restart", res.ops, dropped)
 }
 
-// TestPinnedPoolOpensOnDemand: MinIdleConns applies to the main pool only;
-// the pool behind Conn, Watch and pub/sub opens connections when they are used.
-func TestPinnedPoolOpensOnDemand(t *testing.T) {
-	srv := entraredistest.NewServer(t, entraredistest.Options{})
-	rdb, err := entraredis.NewClient(t.Context(), srv.Credential(), &redis.Options{
-		Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), PoolSize: 10, MinIdleConns: 5,
-	}, &entraredis.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
-	if err := rdb.Ping(t.Context()).Err(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond) // go-redis fills MinIdleConns in the background
-	if open := srv.Stats().Open; open > 6 {
-		t.Fatalf("%d connections open after one PING with MinIdleConns 5: the pinned pool keeps idle connections too", open)
-	}
-}
-
 func TestClusterPlaintextChecksEveryAddress(t *testing.T) {
 	srv := entraredistest.NewServer(t, entraredistest.Options{Plaintext: true})
 	_, err := entraredis.NewClusterClient(t.Context(), srv.Credential(), &redis.ClusterOptions{

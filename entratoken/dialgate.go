@@ -69,6 +69,7 @@ type dialGate struct {
 	err      *AuthError    // the last refusal
 	delay    time.Duration // the current backoff step
 	until    time.Time     // no dial before this instant
+	prev     time.Duration // the step before the last probe doubled it; 0 when no probe is out
 	refusals int64         // refusals reported, since the Source started
 }
 
@@ -103,7 +104,7 @@ func (s *Source) ReportDialAuth(err error) {
 	g := &s.gate
 	if err == nil {
 		if g.gen != 0 {
-			g.gen, g.err, g.delay, g.until = 0, nil, 0, time.Time{}
+			g.gen, g.err, g.delay, g.until, g.prev = 0, nil, 0, time.Time{}, 0
 		}
 		return
 	}
@@ -118,7 +119,7 @@ func (s *Source) ReportDialAuth(err error) {
 	}
 	g.err = ae
 	if g.state(tok.generation, now) == DialOpen {
-		g.gen, g.delay = tok.generation, min(dialBackoffMin, tok.tm.retryMax)
+		g.gen, g.delay, g.prev = tok.generation, min(dialBackoffMin, tok.tm.retryMax), 0
 		g.until = now.Add(g.delay)
 		s.opts.Logger.Warn("entraredis: the server refused the token in use for a new connection; new connections wait", "retry_in", g.delay, "err", ae)
 		return
@@ -126,6 +127,7 @@ func (s *Source) ReportDialAuth(err error) {
 	// The probe's refusal (the wait was doubled when it was let through), or
 	// that of a connection dialed before the gate closed.
 	g.until = maxTime(g.until, now.Add(g.delay))
+	g.prev = 0
 }
 
 // DialErr returns nil when a client layer may dial a new connection now.
@@ -159,12 +161,28 @@ func (s *Source) ProbeDial() (probe bool, err error) {
 	case DialProbe:
 		// One probe per step: the next waits twice as long, unless this one
 		// is accepted.
+		g.prev = g.delay
 		g.delay = min(2*g.delay, tok.t.tm.retryMax)
 		g.until = now.Add(g.delay)
 		return true, nil
 	default:
 		return false, &RefusedError{Auth: g.err, RetryIn: g.until.Sub(now)}
 	}
+}
+
+// ProbeUnused tells the Source that the probe ProbeDial let through was
+// closed before it authenticated (a pool that dials and closes a connection
+// to learn that dialing works, such as go-redis' after repeated dial
+// errors): the next dial probes instead, at the same wait. It does nothing
+// when no probe is waited for.
+func (s *Source) ProbeUnused() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := &s.gate
+	if s.tok == nil || g.state(s.tok.generation, time.Now()) == DialOpen || g.prev == 0 {
+		return
+	}
+	g.delay, g.until, g.prev = g.prev, time.Now(), 0
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -212,3 +212,34 @@ func TestDialStateString(t *testing.T) {
 		}
 	}
 }
+
+// TestDialGateProbeUnused: a probe closed before it authenticated (a pool's
+// health dial) hands the probe to the next dial, at the same wait.
+func TestDialGateProbeUnused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(Options{}))
+		defer s.Close()
+		s.ProbeUnused() // nothing refused: nothing to do
+		if err := s.DialErr(); err != nil {
+			t.Fatal(err)
+		}
+		s.ReportDialAuth(wrongPass)
+		s.ProbeUnused() // no probe out yet: the wait stays
+		if s.DialErr() == nil {
+			t.Fatal("ProbeUnused without a probe opened the gate")
+		}
+		time.Sleep(time.Second)
+		if probe, _ := s.ProbeDial(); !probe {
+			t.Fatal("no probe after the wait")
+		}
+		s.ProbeUnused()
+		if probe, err := s.ProbeDial(); !probe || err != nil {
+			t.Fatalf("after an unused probe: probe %v, %v; want the next dial to probe", probe, err)
+		}
+		s.ReportDialAuth(wrongPass) // this probe was refused: the wait doubled once, not twice
+		var re *RefusedError
+		if !errors.As(s.DialErr(), &re) || re.RetryIn != 2*time.Second {
+			t.Fatalf("after the refused probe: %v, want a 2 s wait", s.DialErr())
+		}
+	})
+}

@@ -1,0 +1,139 @@
+package entraredis
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/internal/reauth"
+)
+
+// conns is the set of live connections of one client (every pool, every
+// cluster node). Each is a reauth.Conn: it authenticates with the token in
+// use before go-redis' HELLO, and moves itself to each new token with an
+// AUTH written between two of go-redis' commands, whose reply go-redis
+// never sees. go-redis' options carry no credentials at all, so no token
+// passes through its options, logs or hooks. Each connection is a Listener
+// of the Source, which hands it each new token in turn over
+// Options.ReauthSpread; refused re-AUTHs are reported to the Source, and
+// the connections' states feed Status.Conns.
+type conns struct {
+	src *entratoken.Source
+
+	mu  sync.Mutex // guards set
+	set map[*reauth.Conn[entratoken.Token]]struct{}
+}
+
+func newConns(src *entratoken.Source) *conns {
+	c := &conns{src: src, set: make(map[*reauth.Conn[entratoken.Token]]struct{})}
+	src.SetConnStats(c.stats)
+	return c
+}
+
+// wrap makes nc re-authenticate itself. It fails, closing nc, when no usable
+// token exists. The outcome of its first AUTH goes to Source.ReportDialAuth;
+// probe says that the Source let this dial through to try a refused token
+// again (see entratoken.Source.ProbeDial).
+func (l *conns) wrap(nc net.Conn, probe bool) (net.Conn, error) {
+	var c *reauth.Conn[entratoken.Token]
+	var detach func()
+	var authed atomic.Bool // the first AUTH's reply was read
+	c, err := reauth.New[entratoken.Token](nc, l.src, reauth.Config{
+		Logger: l.src.Logger(),
+		OnAuth: func(r reauth.Result) {
+			if r.First {
+				authed.Store(true)
+				l.src.ReportDialAuth(explainRefused(r.Err, l.src)) // nil: accepted
+				return
+			}
+			l.src.ReportReauth(explainRefused(r.Err, l.src))
+		},
+		OnClose: func() {
+			if probe && !authed.Load() {
+				// Closed before its first AUTH (go-redis' pool dials and
+				// closes a connection to learn that dialing works again):
+				// the next dial probes instead.
+				l.src.ProbeUnused()
+			}
+			if detach != nil {
+				detach()
+			}
+			l.mu.Lock()
+			delete(l.set, c)
+			l.mu.Unlock()
+		},
+	})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	l.mu.Lock()
+	l.set[c] = struct{}{}
+	l.mu.Unlock()
+	tok, d, err := l.src.Attach(c)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	detach = d
+	c.OnToken(tok) // a token installed since New is written at once
+	return c, nil
+}
+
+// stats counts the connections on the token in use, on an older one, and
+// those that cannot move now.
+func (l *conns) stats() entratoken.ConnStats {
+	tok, err := l.src.Token()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var s entratoken.ConnStats
+	for c := range l.set {
+		st := c.State()
+		switch {
+		case st.Unmovable:
+			s.Unmovable++
+		case err == nil && st.Generation == tok.Generation():
+			s.Current++
+		default:
+			s.Older++
+		}
+	}
+	return s
+}
+
+// serverReply is the server's error reply to an AUTH entraredis wrote
+// itself. Like go-redis' own replies it is a redis.Error, so that
+// redis.HasErrorPrefix(err, "WRONGPASS") holds on the explained error.
+type serverReply string
+
+func (e serverReply) Error() string { return string(e) }
+
+// RedisError marks serverReply as a redis.Error.
+func (serverReply) RedisError() {}
+
+// asReply turns the refusal of a connection's first AUTH, which reaches
+// go-redis as a plain connection error (so that go-redis closes that
+// connection instead of going on unauthenticated), into the server's reply,
+// for ExplainAuth.
+func asReply(err error) error {
+	var ref *reauth.RefusedError
+	if errors.As(err, &ref) {
+		return serverReply(ref.Reply)
+	}
+	return err
+}
+
+// explainRefused explains a refused re-AUTH (nil stays nil).
+func explainRefused(err error, src *entratoken.Source) error {
+	if err == nil {
+		return nil
+	}
+	user := src.Options().Username
+	var ref *reauth.RefusedError
+	if errors.As(err, &ref) {
+		user = ref.Username
+	}
+	return entratoken.ExplainAuth(asReply(err), user, src.Scope())
+}

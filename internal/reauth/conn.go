@@ -1,0 +1,831 @@
+// Package reauth moves live Redis connections to a new token in place: a
+// net.Conn wrapper that writes "AUTH <user> <token>" on the connection itself,
+// between two of the client's commands, and removes the reply from what the
+// client reads. The client (go-redis) never sees the AUTH, its reply or the
+// token.
+//
+// The wrapper follows the commands written (the write side) and the replies
+// read (the read side) with resp.Scanner, and keeps the queue of replies
+// still owed. An AUTH is written only where the server runs it between two
+// commands and answers it: never inside MULTI…EXEC/DISCARD (hand-built ones
+// included), never on a RESP2 subscribed connection, never right after a
+// command that applies to the next one (ASKING, CLIENT CACHING); it follows
+// HELLO protocol switches and RESET (after which it authenticates the
+// connection again at once). Before a blocking command (BLPOP, BRPOP, BLMOVE,
+// BRPOPLPUSH, BZPOPMIN, BZPOPMAX, BLMPOP, BZMPOP, WAIT, WAITAOF, XREAD and
+// XREADGROUP with BLOCK) it moves the connection to the newest token, so that
+// a block is cut only if it outlives that token; no AUTH is written behind a
+// block. (An XREAD or XREADGROUP with more arguments than the scanner keeps
+// is taken as blocking; a command longer than 4 KiB goes out as it comes and
+// gets no token moved in front of it: blocking commands are short.)
+//
+// When it meets something it cannot account for (the application's own AUTH,
+// a HELLO with AUTH, CLIENT REPLY, MONITOR, a subscribe command inside MULTI,
+// bytes that are not RESP, a reply to no command) the connection is retired:
+// no AUTH is written on it again, it is reported as unmovable, and once the
+// replies of the AUTHs already written have been removed it passes bytes
+// through untouched. go-redis keeps using it until the server closes it when
+// its token expires (the application chose to manage that connection's
+// state itself; closing it under the application would lose that state). A
+// retired connection is logged at Warn and reported through Config.OnRetire.
+// The wrapper never guesses: if the reply of an AUTH it wrote cannot be
+// located, the connection fails with an error, and go-redis closes it.
+//
+// The first AUTH of a connection is written in front of the first bytes the
+// client writes (go-redis' HELLO), pipelined; a refused first AUTH fails the
+// connection: the Read that would have returned it returns a *RefusedError
+// instead (not a Redis error, so that go-redis closes the connection rather
+// than carrying on unauthenticated). A refused later AUTH is reported through
+// Config.OnAuth, and the connection keeps its previous authentication.
+//
+// Reads and writes may run at the same time (go-redis pub/sub, full-duplex
+// auto-pipelining): each direction has its own lock; the owed-reply queue is
+// shared under a third, small one. An idle connection handed a new token gets
+// its AUTH from a short-lived goroutine of the wrapper, which also reads the
+// reply itself when nothing else reads (under its own deadline, IOTimeout;
+// bytes that follow are kept for the client's next Read). go-redis' read and
+// write deadlines are recorded and restored around the wrapper's own I/O.
+//
+// A Conn implements neither syscall.Conn nor a NetConn() method, on purpose:
+// go-redis' connection health check (internal/pool/conn_check.go connCheck)
+// peeks only at a syscall.Conn, and its push and client-side-cache probes
+// (MaybeHasData, CheckForData) unwrap only through those two, so neither ever
+// peeks at the socket underneath and sees an AUTH reply the wrapper has not
+// consumed yet. A panic in the wrapper becomes an error of the connection.
+package reauth
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/entraredis/entraredis/internal/resp"
+)
+
+// Token is one credential. entratoken.Token satisfies it.
+type Token interface {
+	Username() string
+	Password() string // the secret: never logged
+	Generation() uint64
+	ExpiresOn() time.Time
+}
+
+// Source hands out the current token; Token must not block.
+// *entratoken.Source satisfies Source[entratoken.Token].
+type Source[T Token] interface {
+	Token() (T, error)
+}
+
+// DefaultIOTimeout bounds each read and write the wrapper does on its own.
+const DefaultIOTimeout = time.Second
+
+// holdMax is the most bytes of an unfinished command held back until the
+// command is complete, to see whether it blocks before it goes out. A longer
+// command goes out as it comes and gets no token moved in front of it.
+const holdMax = 4 << 10
+
+// maxStrippedReads bounds the reads of one Read whose bytes were all removed.
+const maxStrippedReads = 1 << 16
+
+// Config configures a Conn. The zero value is usable.
+type Config struct {
+	// IOTimeout bounds each write and read the wrapper does by itself (the
+	// AUTH of an idle connection and the read of its reply). default: 1 second
+	IOTimeout time.Duration
+	// OnAuth, when set, is called with the outcome of every AUTH the wrapper
+	// wrote, on the goroutine that read its reply (the client's reader or the
+	// wrapper's own); it must not block.
+	OnAuth func(Result)
+	// OnRetire, when set, is called once when the connection is retired, on
+	// the goroutine that found the reason; it must not block.
+	OnRetire func(reason string)
+	// OnClose, when set, is called once by the first Close, after the
+	// connection is closed (to unsubscribe it from the token hand-out).
+	OnClose func()
+	// Logger receives retirements (Warn), and refused AUTHs (Warn) when
+	// OnAuth is nil.
+	// default: slog.Default()
+	Logger *slog.Logger
+}
+
+// Result is the outcome of one AUTH written by the wrapper.
+type Result struct {
+	First      bool   // the connection's first AUTH
+	Generation uint64 // generation of the token sent
+	Err        error  // nil, or a *RefusedError
+}
+
+// RefusedError is the server's refusal of an AUTH the wrapper wrote. It
+// holds the server's reply (WRONGPASS, NOPERM, ...), never the token. It is
+// deliberately not a go-redis Redis error.
+type RefusedError struct {
+	Username string
+	Reply    string // the error reply without its '-'
+	First    bool   // the connection's first AUTH
+}
+
+func (e *RefusedError) Error() string {
+	if e.First {
+		return fmt.Sprintf("entraredis: the server refused the new connection's AUTH as user %q: %s", e.Username, e.Reply)
+	}
+	return fmt.Sprintf("entraredis: the server refused a re-AUTH as user %q (the connection keeps its previous authentication): %s", e.Username, e.Reply)
+}
+
+// BlockedError is a read that failed while a blocking command was waiting,
+// after the token the connection was authenticated with expired: the server
+// closed the connection at the token's expiry. It wraps the read error
+// (io.EOF, a reset), so it is retryable for go-redis.
+type BlockedError struct {
+	Expired time.Time
+	Err     error
+}
+
+func (e *BlockedError) Error() string {
+	return fmt.Sprintf("entraredis: the connection was closed while a blocking command waited, after the token it was authenticated with expired at %s; use blocking timeouts shorter than the token lifetime and call them in a loop: %v",
+		e.Expired.UTC().Format(time.RFC3339), e.Err)
+}
+
+func (e *BlockedError) Unwrap() error { return e.Err }
+
+// State is a snapshot of one connection, for statistics.
+type State struct {
+	Generation uint64 // generation of the token the server accepted last (0: none yet)
+	Unmovable  bool   // no AUTH can be written now: retired, RESP2-subscribed or blocked
+	Retired    string // why the connection was retired; "" if it was not
+}
+
+// Conn is a net.Conn that re-authenticates itself in place. Create it with New.
+type Conn[T Token] struct {
+	nc  net.Conn
+	src Source[T]
+	cfg Config
+
+	wmu          sync.Mutex // guards the write side below and writes to nc
+	cmd          resp.Scanner
+	held         []byte // the start of an unfinished command, not written yet
+	out          []byte // scratch for writes with an AUTH inserted
+	curEmitted   bool   // bytes of the unfinished command were written already
+	firstPending bool   // the first AUTH is still to be written
+	firstTok     T
+	passW        bool // retired: writes pass through
+
+	rmu   sync.Mutex // guards the read side below and reads from nc
+	rep   resp.Scanner
+	strip bool   // the current reply frame is removed
+	carry []byte // bytes read by the wrapper itself, for the client's next Read
+	rerr  error  // an error of the wrapper's own read, for the client's next Read
+	passR bool   // retired and no AUTH reply owed: reads pass through
+	rbuf  []byte
+
+	dmu        sync.Mutex // guards the deadlines below and SetDeadline calls on nc
+	rdl, wdl   time.Time  // the client's deadlines
+	ownR, ownW bool       // the wrapper's own read / write is running
+
+	mu          sync.Mutex // guards the fields below
+	st          state
+	authGen     uint64 // highest generation written in an AUTH
+	exp         map[uint64]time.Time
+	confirmed   time.Time // expiry of the token the server accepted last
+	pending     T
+	hasPending  bool
+	fatal       error
+	closed      bool
+	tending     bool
+	kicked      bool
+	retireNoted bool
+	wg          sync.WaitGroup
+}
+
+// New wraps nc. It takes the current token from src for the connection's
+// first AUTH (an error from src is returned, and nothing is written).
+func New[T Token](nc net.Conn, src Source[T], cfg Config) (*Conn[T], error) {
+	tok, err := src.Token()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.IOTimeout <= 0 {
+		cfg.IOTimeout = DefaultIOTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Conn[T]{nc: nc, src: src, cfg: cfg, st: newState(), firstPending: true, firstTok: tok, authGen: tok.Generation()}
+	c.exp = map[uint64]time.Time{tok.Generation(): tok.ExpiresOn()}
+	return c, nil
+}
+
+// OnToken hands the connection a new token: it is written at the next place
+// where an AUTH may go (at once, from a goroutine of the wrapper, when the
+// connection is idle). It does not block.
+func (c *Conn[T]) OnToken(tok T) {
+	kick := false
+	defer func() {
+		if r := recover(); r != nil {
+			c.recovered(r)
+		}
+	}()
+	c.locked(func() {
+		if tok.Generation() > c.authGen && c.fatal == nil && !c.closed && c.st.retired == "" {
+			c.pending, c.hasPending = tok, true
+			kick = true
+		}
+	})
+	if kick {
+		c.kick()
+	}
+}
+
+// State returns a snapshot of the connection.
+func (c *Conn[T]) State() State {
+	var s State
+	c.locked(func() {
+		s = State{Generation: c.st.gen, Unmovable: c.st.unmovable() || c.fatal != nil, Retired: c.st.retired}
+	})
+	return s
+}
+
+func (c *Conn[T]) locked(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f()
+}
+
+// failed returns the connection's final error, if any.
+func (c *Conn[T]) failed() (err error) {
+	c.locked(func() { err = c.fatal })
+	return err
+}
+
+// fail makes err the connection's final error (the first one wins) and returns it.
+func (c *Conn[T]) fail(err error) (final error) {
+	c.locked(func() {
+		if c.fatal == nil {
+			c.fatal = err
+		}
+		final = c.fatal
+	})
+	return final
+}
+
+// recovered turns a panic into the connection's final error.
+func (c *Conn[T]) recovered(r any) error {
+	return c.fail(fmt.Errorf("entraredis: internal error in the in-place re-authentication of a connection: %v", r))
+}
+
+// noteRetire reports a retirement once, outside the lock.
+func (c *Conn[T]) noteRetire() {
+	var reason string
+	c.locked(func() {
+		if c.st.retired != "" && !c.retireNoted {
+			c.retireNoted = true
+			reason = c.st.retired
+		}
+	})
+	if reason == "" {
+		return
+	}
+	c.cfg.Logger.Warn("entraredis: a connection stops re-authenticating in place; the server closes it when its token expires", "reason", reason, "remote", c.nc.RemoteAddr().String())
+	if c.cfg.OnRetire != nil {
+		c.cfg.OnRetire(reason)
+	}
+}
+
+// injectLocked decides whether to write an AUTH now, and with which token.
+// newest is the current token when the next command blocks.
+func (c *Conn[T]) injectLocked(newest T, blocking bool) (tok T, ok bool) {
+	if c.fatal != nil || c.closed || !c.st.canInject() {
+		return tok, false
+	}
+	if c.hasPending && c.pending.Generation() <= c.authGen {
+		c.hasPending = false
+	}
+	switch {
+	case blocking && newest.Generation() > c.authGen:
+		tok, ok = newest, true
+	case c.hasPending:
+		tok, ok = c.pending, true
+	default:
+		return tok, false
+	}
+	if c.hasPending && c.pending.Generation() <= tok.Generation() {
+		c.hasPending = false
+	}
+	c.wroteAuthLocked(tok, false)
+	return tok, true
+}
+
+// wroteAuthLocked records an AUTH about to be written.
+func (c *Conn[T]) wroteAuthLocked(tok T, first bool) {
+	g := tok.Generation()
+	c.st.pushAuth(g, first)
+	if g > c.authGen {
+		c.authGen = g
+	}
+	c.exp[g] = tok.ExpiresOn()
+}
+
+func appendAuth(b []byte, tok Token) []byte {
+	return resp.AppendCommand(b, "AUTH", tok.Username(), tok.Password())
+}
+
+// Write writes the client's bytes, with AUTHs inserted between commands.
+func (c *Conn[T]) Write(p []byte) (n int, err error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			n, err = 0, c.recovered(r)
+		}
+	}()
+	if err := c.failed(); err != nil {
+		return 0, err
+	}
+	if c.passW {
+		return c.nc.Write(p)
+	}
+	if err := c.write(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (c *Conn[T]) write(p []byte) error {
+	data := p
+	scanned := len(c.held) // the held bytes were scanned already
+	if scanned > 0 {
+		c.held = append(c.held, p...)
+		data = c.held
+	}
+	var out []byte
+	emitted, injected := 0, false
+	emit := func(at int, tok Token) { // an AUTH before data[at]
+		if !injected {
+			out = append(c.out[:0], data[:at]...)
+		} else {
+			out = append(out, data[emitted:at]...)
+		}
+		emitted, injected = at, true
+		out = appendAuth(out, tok)
+	}
+	if c.firstPending {
+		c.firstPending = false
+		c.locked(func() { c.wroteAuthLocked(c.firstTok, true) })
+		emit(0, c.firstTok)
+	}
+	end := len(data) // data[:end] goes out now, data[end:] is held
+	retired := false
+	for i, start := scanned, 0; i < len(data); {
+		if !c.cmd.InFrame() {
+			start = i
+		}
+		n, done, serr := c.cmd.Scan(data[i:])
+		i += n
+		if serr != nil {
+			c.locked(func() { c.st.retire("the client wrote bytes that are not RESP: " + serr.Error()) })
+			retired = true
+			break
+		}
+		if !done {
+			if !c.curEmitted && len(data)-start <= holdMax {
+				end = start
+				break
+			}
+			if !c.curEmitted {
+				var tok T
+				ok := false
+				c.locked(func() { tok, ok = c.injectLocked(tok, false) })
+				if ok {
+					emit(start, tok)
+				}
+				c.curEmitted = true
+			}
+			break
+		}
+		f := c.cmd.Frame()
+		var newest T
+		blocking := false
+		if !c.curEmitted && isBlocking(f) {
+			if t, err := c.src.Token(); err == nil {
+				newest, blocking = t, true
+			}
+		}
+		var tok T
+		inject := false
+		var info cmdInfo
+		c.locked(func() {
+			if !c.curEmitted {
+				tok, inject = c.injectLocked(newest, blocking && !c.st.inTx)
+			}
+			info = c.st.command(f)
+		})
+		if inject {
+			emit(start, tok)
+		}
+		c.curEmitted = false
+		if info.retire != "" {
+			retired = true
+			break
+		}
+		if info.reset {
+			// The connection is unauthenticated after RESET: authenticate it
+			// again before anything else runs.
+			if t, err := c.src.Token(); err == nil {
+				c.locked(func() { c.wroteAuthLocked(t, false) })
+				emit(i, t)
+			}
+		}
+	}
+	if retired {
+		end = len(data)
+		c.passW = true
+	} else if end == len(data) && !c.cmd.InFrame() {
+		var tok T
+		ok := false
+		c.locked(func() { tok, ok = c.injectLocked(tok, false) })
+		if ok {
+			emit(len(data), tok)
+		}
+	}
+	buf := data[:end]
+	if injected {
+		out = append(out, data[emitted:end]...)
+		buf = out
+	}
+	var werr error
+	if len(buf) > 0 {
+		_, werr = c.nc.Write(buf)
+	}
+	if injected {
+		clear(out) // the token
+		if cap(out) <= 64<<10 {
+			c.out = out[:0]
+		} else {
+			c.out = nil
+		}
+	}
+	if end < len(data) {
+		if len(c.held) > 0 {
+			c.held = c.held[:copy(c.held, data[end:])]
+		} else {
+			c.held = append(c.held[:0], data[end:]...)
+		}
+	} else {
+		c.held = c.held[:0]
+	}
+	if retired {
+		c.noteRetire()
+	}
+	return werr
+}
+
+// Read reads the server's bytes with the replies of the wrapper's AUTHs removed.
+func (c *Conn[T]) Read(p []byte) (n int, err error) {
+	drain := false
+	c.rmu.Lock()
+	defer func() {
+		c.rmu.Unlock()
+		if drain {
+			c.kick()
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			n, err = 0, c.recovered(r)
+		}
+	}()
+	if len(c.carry) > 0 {
+		n = copy(p, c.carry)
+		c.carry = c.carry[n:]
+		return n, nil
+	}
+	if c.rerr != nil {
+		return 0, c.rerr
+	}
+	if err := c.failed(); err != nil {
+		return 0, err
+	}
+	if c.passR {
+		return c.nc.Read(p)
+	}
+	for range maxStrippedReads {
+		n, err := c.nc.Read(p)
+		kept, ferr := c.filter(p[:n])
+		if ferr != nil {
+			return 0, c.fail(ferr)
+		}
+		if kept > 0 || err != nil || n == 0 {
+			c.locked(func() { drain = c.st.onlyAuthsOwed() })
+			return kept, c.explain(err)
+		}
+	}
+	return 0, nil
+}
+
+// explain turns the read error of a connection closed while it blocked past
+// its token's expiry into a *BlockedError.
+func (c *Conn[T]) explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return err
+	}
+	var blocked bool
+	var exp time.Time
+	c.locked(func() { blocked, exp = c.st.blocked > 0, c.confirmed })
+	if blocked && !exp.IsZero() && !time.Now().Before(exp) {
+		return &BlockedError{Expired: exp, Err: err}
+	}
+	return err
+}
+
+// errDesync is a reply stream the queue cannot account for while the reply
+// of an AUTH of the wrapper is owed.
+type errDesync struct{ why string }
+
+func (e *errDesync) Error() string {
+	return "entraredis: lost track of the server's replies on a connection re-authenticated in place (" + e.why + "); closing it"
+}
+
+// filter scans the bytes read into b, removes the replies of the wrapper's
+// AUTHs in place, and returns how many bytes are kept.
+func (c *Conn[T]) filter(b []byte) (kept int, err error) {
+	w, i := 0, 0
+	for i < len(b) {
+		if c.passR {
+			w += copy(b[w:], b[i:])
+			break
+		}
+		if !c.rep.InFrame() {
+			first := b[i]
+			c.locked(func() { c.strip = c.st.stripsNext(first) })
+		}
+		n, done, serr := c.rep.Scan(b[i:])
+		if !c.strip {
+			w += copy(b[w:], b[i:i+n])
+		}
+		i += n
+		if serr != nil {
+			owed := false
+			c.locked(func() {
+				owed = c.st.auths > 0
+				c.st.retire("the server sent bytes that are not RESP")
+			})
+			if owed || c.strip {
+				return w, &errDesync{"the server sent bytes that are not RESP: " + serr.Error()}
+			}
+			w += copy(b[w:], b[i:])
+			c.passR = true
+			c.noteRetire()
+			break
+		}
+		if !done {
+			break
+		}
+		var r replyResult
+		var owed, pass, kick bool
+		var exp time.Time
+		stripped := c.strip
+		c.strip = false
+		c.locked(func() {
+			r = c.st.reply(c.rep.Frame(), stripped)
+			owed = c.st.auths > 0
+			pass = c.st.retired != "" && !owed
+			if r.auth {
+				exp = c.exp[r.gen]
+				delete(c.exp, r.gen)
+				if r.authErr == "" && r.desync == "" && c.st.gen == r.gen {
+					c.confirmed = exp
+				}
+			}
+			kick = c.hasPending && c.st.canInject() && (r.unblocked || r.subChanged || r.auth)
+		})
+		if r.desync != "" && (owed || r.auth || stripped) {
+			return w, &errDesync{r.desync}
+		}
+		if r.auth {
+			if err := c.report(r); err != nil {
+				return w, err
+			}
+		}
+		if pass {
+			c.passR = true
+			c.noteRetire()
+		}
+		if kick {
+			c.kick()
+		}
+	}
+	return w, nil
+}
+
+// report passes on the outcome of one AUTH; a refused first AUTH is returned
+// as the connection's error.
+func (c *Conn[T]) report(r replyResult) error {
+	res := Result{First: r.first, Generation: r.gen}
+	if r.authErr != "" {
+		ref := &RefusedError{Username: c.firstTok.Username(), Reply: r.authErr, First: r.first}
+		res.Err = ref
+		if !r.first && c.cfg.OnAuth == nil {
+			c.cfg.Logger.Warn("entraredis: the server refused a re-AUTH; the connection keeps its previous authentication", "err", ref, "generation", r.gen)
+		}
+	}
+	if c.cfg.OnAuth != nil {
+		c.cfg.OnAuth(res)
+	}
+	if r.first && res.Err != nil {
+		return res.Err
+	}
+	return nil
+}
+
+// kick asks the wrapper's goroutine to write a pending AUTH on an idle
+// connection and to read replies nobody else reads.
+func (c *Conn[T]) kick() {
+	start := false
+	c.locked(func() {
+		if c.closed {
+			return
+		}
+		c.kicked = true
+		if !c.tending {
+			c.tending, start = true, true
+			c.wg.Add(1)
+		}
+	})
+	if start {
+		go c.tend()
+	}
+}
+
+func (c *Conn[T]) tend() {
+	defer c.wg.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			c.recovered(r)
+			c.locked(func() { c.tending = false })
+		}
+	}()
+	for range 8 {
+		again := false
+		c.locked(func() {
+			again = c.kicked && !c.closed && c.fatal == nil
+			c.kicked = false
+		})
+		if !again {
+			break
+		}
+		c.injectIdle()
+		c.drain()
+	}
+	c.locked(func() { c.tending = false })
+}
+
+// injectIdle writes a pending AUTH when the write side is between commands.
+func (c *Conn[T]) injectIdle() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.passW || c.firstPending || c.curEmitted || len(c.held) > 0 || c.cmd.InFrame() {
+		return // the client's next write carries it
+	}
+	var tok T
+	ok := false
+	c.locked(func() { tok, ok = c.injectLocked(tok, false) })
+	if !ok {
+		return
+	}
+	buf := appendAuth(c.out[:0], tok)
+	c.dmu.Lock()
+	c.ownW = true
+	err := c.nc.SetWriteDeadline(time.Now().Add(c.cfg.IOTimeout))
+	c.dmu.Unlock()
+	if err == nil {
+		_, err = c.nc.Write(buf)
+	}
+	c.dmu.Lock()
+	c.ownW = false
+	derr := c.nc.SetWriteDeadline(c.wdl)
+	c.dmu.Unlock()
+	clear(buf)
+	c.out = buf[:0]
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		c.fail(err)
+	}
+}
+
+// drain reads the replies of the wrapper's AUTHs when they are all that is
+// owed and nothing else reads; other bytes read meanwhile are kept for the
+// client.
+func (c *Conn[T]) drain() {
+	if !c.rmu.TryLock() {
+		return // the client's reader removes them
+	}
+	defer c.rmu.Unlock()
+	only := func() (ok bool) {
+		c.locked(func() { ok = c.st.onlyAuthsOwed() && c.fatal == nil && !c.closed })
+		return ok
+	}
+	if c.passR || c.rerr != nil || !only() {
+		return
+	}
+	c.dmu.Lock()
+	c.ownR = true
+	err := c.nc.SetReadDeadline(time.Now().Add(c.cfg.IOTimeout))
+	c.dmu.Unlock()
+	defer func() {
+		c.dmu.Lock()
+		c.ownR = false
+		c.nc.SetReadDeadline(c.rdl)
+		c.dmu.Unlock()
+	}()
+	if err != nil {
+		return
+	}
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, 512)
+	}
+	for range 1000 {
+		n, err := c.nc.Read(c.rbuf)
+		kept, ferr := c.filter(c.rbuf[:n])
+		c.carry = append(c.carry, c.rbuf[:kept]...)
+		if ferr != nil {
+			c.fail(ferr)
+			return
+		}
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				c.rerr = c.explain(err)
+			}
+			return
+		}
+		if !only() {
+			return
+		}
+	}
+}
+
+// Close closes the connection and waits for the wrapper's goroutine.
+func (c *Conn[T]) Close() error {
+	first := false
+	c.locked(func() { first, c.closed = !c.closed, true })
+	err := c.nc.Close()
+	c.wg.Wait()
+	if first && c.cfg.OnClose != nil {
+		c.cfg.OnClose()
+	}
+	return err
+}
+
+// LocalAddr returns the local address of the connection.
+func (c *Conn[T]) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// RemoteAddr returns the remote address of the connection.
+func (c *Conn[T]) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// SetDeadline sets the client's read and write deadlines.
+func (c *Conn[T]) SetDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.rdl, c.wdl = t, t
+	switch {
+	case !c.ownR && !c.ownW:
+		return c.nc.SetDeadline(t)
+	case !c.ownR:
+		return c.nc.SetReadDeadline(t)
+	case !c.ownW:
+		return c.nc.SetWriteDeadline(t)
+	}
+	return nil
+}
+
+// SetReadDeadline sets the client's read deadline.
+func (c *Conn[T]) SetReadDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.rdl = t
+	if c.ownR {
+		return nil // applied when the wrapper's own read ends
+	}
+	return c.nc.SetReadDeadline(t)
+}
+
+// SetWriteDeadline sets the client's write deadline.
+func (c *Conn[T]) SetWriteDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.wdl = t
+	if c.ownW {
+		return nil // applied when the wrapper's own write ends
+	}
+	return c.nc.SetWriteDeadline(t)
+}
+
+var _ net.Conn = (*Conn[Token])(nil)

@@ -1,0 +1,531 @@
+package reauth
+
+import (
+	"github.com/entraredis/entraredis/internal/resp"
+)
+
+// entryKind is what one entry of the owed-reply queue waits for.
+type entryKind uint8
+
+const (
+	entryPlain    entryKind = iota // n commands owing one reply each (run-length)
+	entryBlocking                  // a blocking command: one reply, the connection cannot move meanwhile
+	entryAuth                      // an AUTH the wrapper wrote: its reply is removed from the stream
+	entrySub                       // a (P|S)(UN)SUBSCRIBE: one subscribe-kind frame per channel, or one error
+	entryHello                     // a HELLO: one reply; a success switches the protocol
+	entryReset                     // a RESET: one reply; the connection is back to its initial state
+)
+
+// subWord is the kind of a subscribe-kind frame, and of the command it answers.
+type subWord uint8
+
+const (
+	subNone subWord = iota
+	subSubscribe
+	subUnsubscribe
+	subPSubscribe
+	subPUnsubscribe
+	subSSubscribe
+	subSUnsubscribe
+)
+
+// dynamic is the reply count of a bare UNSUBSCRIBE, PUNSUBSCRIBE or
+// SUNSUBSCRIBE: one per subscription held when the server runs it (one when
+// none is held), known when the entry reaches the head of the queue.
+const dynamic = -1
+
+type entry struct {
+	kind  entryKind
+	word  subWord // entrySub
+	proto uint8   // entryHello: the protocol asked for (0: none)
+	first bool    // entryAuth: the connection's first AUTH
+	n     int64   // replies still owed (entryPlain: commands; entrySub: frames, or dynamic)
+	got   int64   // entrySub: frames received
+	gen   uint64  // entryAuth: token generation
+}
+
+// queue is the owed-reply queue: entries in the order of the commands.
+type queue struct {
+	q []entry
+	h int // q[h:] are live
+}
+
+func (q *queue) len() int { return len(q.q) - q.h }
+
+func (q *queue) head() *entry {
+	if q.h == len(q.q) {
+		return nil
+	}
+	return &q.q[q.h]
+}
+
+func (q *queue) push(e entry) {
+	if e.kind == entryPlain && q.len() > 0 {
+		if t := &q.q[len(q.q)-1]; t.kind == entryPlain {
+			t.n += e.n
+			return
+		}
+	}
+	if q.h > 0 && q.h == len(q.q) {
+		q.q, q.h = q.q[:0], 0
+	} else if q.h >= 64 && q.h*2 >= len(q.q) {
+		n := copy(q.q, q.q[q.h:])
+		q.q, q.h = q.q[:n], 0
+	}
+	q.q = append(q.q, e)
+}
+
+func (q *queue) pop() {
+	q.q[q.h] = entry{}
+	q.h++
+	if q.h == len(q.q) {
+		q.q, q.h = q.q[:0], 0
+	}
+}
+
+func (q *queue) reset() { q.q, q.h = q.q[:0], 0 }
+
+// cmdInfo is what the tracker learned from one command.
+type cmdInfo struct {
+	blocking bool   // a blocking command (outside a transaction)
+	retire   string // non-empty: the command makes the connection unaccountable
+	reset    bool   // RESET: the connection is unauthenticated after it
+}
+
+// state is the shared state of one connection: the owed-reply queue and
+// everything that decides whether an AUTH may be written now. Commands update
+// it from the write side, replies from the read side; Conn guards it with
+// its own small lock.
+type state struct {
+	q queue
+
+	// From the commands written.
+	inTx       bool // a MULTI was written and no EXEC, DISCARD or RESET since
+	affectNext bool // the last command (ASKING, CLIENT CACHING) applies to the next one
+	hellos     int  // HELLO entries in the queue
+	subs       int  // entrySub entries in the queue
+	blocked    int  // entryBlocking entries in the queue
+	auths      int  // entryAuth entries in the queue
+
+	// From the replies read.
+	proto   uint8 // protocol of the replies: 2 until a HELLO 3 succeeds
+	chans   int64 // channels subscribed (SUBSCRIBE)
+	pats    int64 // patterns subscribed (PSUBSCRIBE)
+	shards  int64 // shard channels subscribed (SSUBSCRIBE)
+	gen     uint64
+	retired string // non-empty: the reason the connection no longer injects
+}
+
+func newState() state { return state{proto: 2} }
+
+// subscribed reports that the server holds subscriptions for the connection.
+func (s *state) subscribed() bool { return s.chans+s.pats+s.shards > 0 }
+
+// canInject reports whether an AUTH written now, after every command written
+// so far, is run by the server outside a transaction, not in RESP2 subscribed
+// mode, not between a command and the next one it applies to, not behind a
+// blocking command, and answered.
+func (s *state) canInject() bool {
+	if s.retired != "" || s.inTx || s.affectNext || s.blocked > 0 {
+		return false // blocked: an AUTH would wait behind the block, and save nothing
+	}
+	if s.subscribed() || s.subs > 0 { // the server's subscription state is, or may be, "subscribed"
+		if s.proto == 2 || s.hellos > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// unmovable reports that no AUTH can be written on the connection now and
+// none will be until something else happens on it: retired, RESP2-subscribed
+// or blocked.
+func (s *state) unmovable() bool {
+	return s.retired != "" || s.blocked > 0 || (s.proto == 2 && s.subscribed())
+}
+
+// pushAuth records an AUTH written by the wrapper.
+func (s *state) pushAuth(gen uint64, first bool) {
+	s.q.push(entry{kind: entryAuth, gen: gen, first: first})
+	s.auths++
+}
+
+// retire stops injection on the connection for good.
+func (s *state) retire(reason string) {
+	if s.retired == "" {
+		s.retired = reason
+	}
+}
+
+// Command names the tracker acts on.
+var blockingNames = []string{"BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BZPOPMIN", "BZPOPMAX", "BLMPOP", "BZMPOP", "WAIT", "WAITAOF"}
+
+func isBlocking(f *resp.Frame) bool {
+	name := &f.Head[0]
+	for _, b := range blockingNames {
+		if name.EqualFold(b) {
+			return true
+		}
+	}
+	if name.EqualFold("XREAD") || name.EqualFold("XREADGROUP") {
+		for i := 1; i < f.HeadLen; i++ {
+			if f.Head[i].EqualFold("BLOCK") {
+				return true
+			}
+		}
+		// BLOCK may come after the elements kept in Head: assume it does.
+		return f.N > int64(f.HeadLen)
+	}
+	return false
+}
+
+func subWordOf(e *resp.Elem) subWord {
+	switch {
+	case e.EqualFold("subscribe"):
+		return subSubscribe
+	case e.EqualFold("unsubscribe"):
+		return subUnsubscribe
+	case e.EqualFold("psubscribe"):
+		return subPSubscribe
+	case e.EqualFold("punsubscribe"):
+		return subPUnsubscribe
+	case e.EqualFold("ssubscribe"):
+		return subSSubscribe
+	case e.EqualFold("sunsubscribe"):
+		return subSUnsubscribe
+	}
+	return subNone
+}
+
+func (w subWord) unsubscribes() bool {
+	return w == subUnsubscribe || w == subPUnsubscribe || w == subSUnsubscribe
+}
+
+// command records one complete command written by the client. f is the
+// command frame (an array of bulk strings).
+func (s *state) command(f *resp.Frame) cmdInfo {
+	if s.retired != "" {
+		return cmdInfo{}
+	}
+	if f.Kind != resp.Array || f.N < 1 || f.Head[0].Kind() != resp.BulkString {
+		s.retire("a command that is not an array of bulk strings")
+		return cmdInfo{retire: s.retired}
+	}
+	name := &f.Head[0]
+	s.affectNext = false
+	var info cmdInfo
+	plain := func() { s.q.push(entry{kind: entryPlain, n: 1}) }
+	switch {
+	case name.EqualFold("MULTI"):
+		s.inTx = true
+		plain()
+	case name.EqualFold("EXEC"), name.EqualFold("DISCARD"):
+		s.inTx = false
+		plain()
+	case name.EqualFold("RESET"):
+		s.inTx = false
+		s.q.push(entry{kind: entryReset})
+		info.reset = true
+	case name.EqualFold("ASKING"):
+		s.affectNext = true
+		plain()
+	case name.EqualFold("CLIENT") && f.HeadLen > 1 && f.Head[1].EqualFold("CACHING"):
+		s.affectNext = true
+		plain()
+	case name.EqualFold("CLIENT") && f.HeadLen > 1 && f.Head[1].EqualFold("REPLY"):
+		s.retire("CLIENT REPLY changes which commands are answered")
+		plain()
+	case name.EqualFold("AUTH"):
+		s.retire("the application sent its own AUTH")
+		plain()
+	case name.EqualFold("HELLO"):
+		proto, ok := helloProto(f)
+		if !ok {
+			s.retire("a HELLO with arguments other than a protocol version and SETNAME (AUTH?)")
+			plain()
+			break
+		}
+		if s.inTx {
+			s.retire("a HELLO inside MULTI")
+			plain()
+			break
+		}
+		s.q.push(entry{kind: entryHello, proto: proto})
+		s.hellos++
+	case name.EqualFold("MONITOR"), name.EqualFold("SYNC"), name.EqualFold("PSYNC"):
+		s.retire("MONITOR or a replication stream: replies are no longer one per command")
+		plain()
+	default:
+		w := subWordOf(name)
+		if w == subNone {
+			if !s.inTx && isBlocking(f) {
+				s.q.push(entry{kind: entryBlocking})
+				s.blocked++
+				info.blocking = true
+			} else {
+				plain()
+			}
+			break
+		}
+		if s.inTx {
+			s.retire("a subscribe command inside MULTI")
+			plain()
+			break
+		}
+		n := f.N - 1
+		switch {
+		case n == 0 && w.unsubscribes():
+			n = dynamic
+		case n == 0:
+			n = 1 // an error reply: wrong number of arguments
+		}
+		s.q.push(entry{kind: entrySub, word: w, n: n})
+		s.subs++
+	}
+	info.retire = s.retired
+	return info
+}
+
+// helloProto returns the protocol a HELLO asks for (0 when it names none);
+// ok is false when it carries arguments the tracker does not follow.
+func helloProto(f *resp.Frame) (proto uint8, ok bool) {
+	switch {
+	case f.N == 1:
+		return 0, true
+	case f.N == 2 || f.N == 4 && f.HeadLen == 4 && f.Head[2].EqualFold("SETNAME"):
+		v, ok := f.Head[1].Int()
+		if !ok || (v != 2 && v != 3) {
+			return 0, true // refused by the server: no switch
+		}
+		return uint8(v), true
+	}
+	return 0, false
+}
+
+// replyClass is what a reply frame is, as far as counting goes.
+type replyClass uint8
+
+const (
+	classAttr    replyClass = iota // an attribute: precedes a reply, is not one
+	classMessage                   // a push (or RESP2 subscribed-mode message) that answers no command
+	classSub                       // a subscribe-kind frame
+	classError                     // an error reply
+	classOther                     // any other reply
+)
+
+func isErrKind(k resp.Kind) bool { return k == resp.SimpleError || k == resp.BulkError }
+
+// classify tells what a complete reply frame is.
+func (s *state) classify(f *resp.Frame) (replyClass, subWord) {
+	switch {
+	case f.Kind == resp.Attribute:
+		return classAttr, subNone
+	case isErrKind(f.Kind):
+		return classError, subNone
+	case f.Kind == resp.Push:
+		if f.HeadLen > 0 {
+			if w := subWordOf(&f.Head[0]); w != subNone {
+				return classSub, w
+			}
+		}
+		return classMessage, subNone
+	case f.Kind == resp.Array && s.proto == 2 && f.HeadLen >= 3 && f.N >= 3:
+		// RESP2: a subscribe-kind or message array only while subscribed, or
+		// as the reply of a subscribe command at the head of the queue.
+		h := s.q.head()
+		atSub := h != nil && h.kind == entrySub
+		if !s.subscribed() && !atSub {
+			return classOther, subNone
+		}
+		if w := subWordOf(&f.Head[0]); w != subNone {
+			return classSub, w
+		}
+		if s.subscribed() && (f.Head[0].EqualFold("message") || f.Head[0].EqualFold("pmessage") || f.Head[0].EqualFold("smessage")) {
+			return classMessage, subNone
+		}
+	}
+	return classOther, subNone
+}
+
+// stripsNext reports whether the frame whose first byte is b is the reply of
+// an AUTH the wrapper wrote, to be removed from the stream. It is decided on
+// the first byte, before the frame is complete, so that none of its bytes
+// reach the client; reply checks the decision when the frame ends.
+func (s *state) stripsNext(b byte) bool {
+	k := resp.Kind(b)
+	if k != resp.SimpleString && !isErrKind(k) {
+		return false
+	}
+	for i := s.q.h; i < len(s.q.q); i++ {
+		e := &s.q.q[i]
+		switch e.kind {
+		case entryAuth:
+			return true
+		case entrySub:
+			if isErrKind(k) && e.got == 0 {
+				return false // the subscribe command's own error
+			}
+			// a subscribe command never answers this: it is complete
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// replyResult is what one reply frame did.
+type replyResult struct {
+	auth       bool   // the frame answered an AUTH of the wrapper
+	first      bool   // ... the connection's first AUTH
+	gen        uint64 // ... with this token generation
+	authErr    string // ... and was this error ("" for +OK)
+	desync     string // non-empty: the stream is not what the queue says; fatal when an AUTH reply is owed
+	unblocked  bool   // a blocking command was answered
+	subChanged bool   // the subscription state changed
+}
+
+// reply records one complete reply frame. stripped is the decision
+// stripsNext made at its first byte.
+func (s *state) reply(f *resp.Frame, stripped bool) (r replyResult) {
+	cls, w := s.classify(f)
+	switch cls {
+	case classAttr, classMessage:
+		if stripped {
+			r.desync = "an AUTH reply was expected"
+		}
+		return r
+	case classSub:
+		h := s.q.head()
+		if h != nil && h.kind == entrySub && h.word == w {
+			if h.n == dynamic {
+				h.n = max(s.heldOf(w), 1)
+			}
+			h.got++
+			h.n--
+			if h.n <= 0 {
+				s.popSub()
+			}
+		}
+		s.count(f, w)
+		r.subChanged = true
+		if stripped {
+			r.desync = "an AUTH reply was expected"
+		}
+		return r
+	}
+	for {
+		h := s.q.head()
+		if h == nil {
+			s.retire("a reply to no command")
+			r.desync = "a reply to no command"
+			return r
+		}
+		switch h.kind {
+		case entrySub:
+			if cls == classError && h.got == 0 {
+				s.popSub()
+				if stripped {
+					r.desync = "an AUTH reply was expected"
+				}
+				return r
+			}
+			// A subscribe command answers only subscribe-kind frames, or one
+			// error: this frame belongs to the next command.
+			s.popSub()
+			r.subChanged = true
+			continue
+		case entryPlain:
+			h.n--
+			if h.n == 0 {
+				s.q.pop()
+			}
+		case entryBlocking:
+			s.q.pop()
+			s.blocked--
+			r.unblocked = true
+		case entryHello:
+			if p := h.proto; cls != classError && p != 0 {
+				s.proto = p
+			}
+			s.q.pop()
+			s.hellos--
+		case entryReset:
+			s.q.pop()
+			s.proto = 2
+			s.chans, s.pats, s.shards = 0, 0, 0
+			s.gen = 0
+			r.subChanged = true
+		case entryAuth:
+			r.auth, r.first, r.gen = true, h.first, h.gen
+			gen := h.gen
+			s.q.pop()
+			s.auths--
+			switch {
+			case cls == classError:
+				r.authErr = string(f.Head[0].Bytes())
+				if r.authErr == "" {
+					r.authErr = "an empty error"
+				}
+			case f.Kind == resp.SimpleString && f.Head[0].EqualFold("OK"):
+				if gen > s.gen {
+					s.gen = gen
+				}
+			default:
+				r.desync = "the reply of an AUTH is neither OK nor an error"
+			}
+			if !stripped && r.desync == "" {
+				r.desync = "an AUTH reply reached the client"
+			}
+			return r
+		}
+		if stripped {
+			r.desync = "an AUTH reply was expected"
+		}
+		return r
+	}
+}
+
+func (s *state) popSub() {
+	s.q.pop()
+	s.subs--
+}
+
+// heldOf returns the subscriptions a bare unsubscribe of kind w removes.
+func (s *state) heldOf(w subWord) int64 {
+	switch w {
+	case subUnsubscribe:
+		return s.chans
+	case subPUnsubscribe:
+		return s.pats
+	default:
+		return s.shards
+	}
+}
+
+// count updates the subscription counts from a subscribe-kind frame: its
+// third element is the number of subscriptions the connection holds after it
+// (channels and patterns together; shard channels apart).
+func (s *state) count(f *resp.Frame, w subWord) {
+	if f.HeadLen < 3 {
+		return
+	}
+	n, ok := f.Head[2].Int()
+	if !ok || n < 0 {
+		return
+	}
+	switch w {
+	case subSSubscribe, subSUnsubscribe:
+		s.shards = n
+	case subSubscribe, subUnsubscribe:
+		s.chans = max(n-s.pats, 0)
+	default:
+		s.pats = max(n-s.chans, 0)
+	}
+}
+
+// onlyAuthsOwed reports that every reply still owed answers an AUTH of the
+// wrapper (and one is owed): the client expects nothing, so the wrapper may
+// read them itself.
+func (s *state) onlyAuthsOwed() bool {
+	return s.auths > 0 && s.auths == s.q.len()
+}
