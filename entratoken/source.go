@@ -64,6 +64,7 @@ type Source struct {
 	lastErrAt   time.Time             // when lastErr happened
 	failures    int                   // failed attempts since the last success
 	connStats   func() ConnStats      // set by SetConnStats; nil for none
+	gate        dialGate              // the server's refusal of the token in use for new connections (see ReportDialAuth)
 
 	firstDone chan struct{}      // closed by the refresher when its first attempt has finished
 	runCtx    context.Context    // ends at Close: stops the refresher and the hand-outs
@@ -302,15 +303,19 @@ type Status struct {
 	Connections         int        // connections subscribed to token updates
 	Conns               ConnStats  // the client layer's per-connection counts (see Source.SetConnStats)
 	ReauthFailures      int64      // AUTHs the server refused (see Source.ReportReauth)
+	Dial                DialState  // whether new connections are dialed: DialOpen, or held back after the server refused the token in use (see Source.ReportDialAuth)
+	RefusedUntil        time.Time  // with DialRefused: when the next new connection is tried; zero otherwise
+	DialRefusals        int64      // refused authentications of new connections (see Source.ReportDialAuth)
 	DroppedEvents       int64      // events dropped because a callback was too slow (see Options)
 	Closed              bool       // Close was called: nothing is refreshed any more
 }
 
 // Valid reports whether the status has a usable token at now (one that has
 // not expired, with the same margin that new connections get), on a Source
-// that is not closed: what a health check wants to know.
+// that is not closed, that the server has not refused for a new connection
+// (Dial is DialOpen): what a health check wants to know.
 func (s Status) Valid(now time.Time) bool {
-	return tokenState(s.Closed, s.LastRefresh, s.ExpiresOn, s.NextRefresh, now).Usable()
+	return s.Dial == DialOpen && tokenState(s.Closed, s.LastRefresh, s.ExpiresOn, s.NextRefresh, now).Usable()
 }
 
 // Status returns a snapshot of the token and the refresher.
@@ -332,9 +337,14 @@ func (s *Source) Status() Status {
 	if s.closed {
 		st.NextRefresh = time.Time{}
 	}
+	st.DialRefusals = s.gate.refusals
 	if t := s.tok; t != nil {
 		st.Username, st.ExpiresOn, st.LastRefresh = t.username, t.expiresOn, t.received
 		st.Rotations = int64(t.generation - 1)
+		st.Dial = s.gate.state(t.generation, now)
+		if st.Dial == DialRefused {
+			st.RefusedUntil = s.gate.until
+		}
 	}
 	conns := s.connStats
 	s.mu.Unlock()
