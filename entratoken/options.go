@@ -131,8 +131,9 @@ type Options struct {
 	// OnReauthFailed is called when the server refused the AUTH that moves a
 	// live connection to a new token (the connection keeps its previous
 	// authentication). A new connection's refused first AUTH is not reported
-	// here: it fails that connection's dial, and the command that dialed
-	// returns the explained AuthError. Client layers report it with
+	// here: it fails that connection's dial, the command that dialed returns
+	// the explained AuthError, and new connections are held back for a while
+	// (see Source.ReportDialAuth, Status.Dial). Client layers report it with
 	// Source.ReportReauth; it runs on the Source's event goroutine (see
 	// Options), never inside the client's hook.
 	// default: none
