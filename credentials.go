@@ -24,6 +24,7 @@ import (
 //	...
 //	defer creds.Close()
 //	rdb := redis.NewClient(&redis.Options{Addr: addr, TLSConfig: tlsConfig, StreamingCredentialsProvider: creds})
+//	rdb.AddHook(creds.Hook()) // see Hook
 //
 // It is safe for concurrent use. Printing it, and every error it returns,
 // leave the token out.

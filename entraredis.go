@@ -161,6 +161,7 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Op
 		return nil, err
 	}
 	o.Addr = addrs[0]
+	o.DialerRetryBackoff = creds.dialRetryBackoff(o.DialerRetryBackoff, o.DialerRetryTimeout)
 	h := newHook(creds)
 	c := &Client{Client: redis.NewClient(&o), owner: owner{creds: creds}}
 	c.Client.AddHook(h)
@@ -192,6 +193,7 @@ func NewClusterClient(ctx context.Context, cred azcore.TokenCredential, ropts *r
 	if err != nil {
 		return nil, err
 	}
+	o.DialerRetryBackoff = creds.dialRetryBackoff(o.DialerRetryBackoff, o.DialerRetryTimeout)
 	h := newHook(creds)
 	newNode := o.NewClient
 	if newNode == nil {
@@ -284,34 +286,41 @@ func withUsername(opts *Options, username string) *Options {
 	return &o
 }
 
-// hook is the go-redis hook of every client: its dial hook keeps connections
-// from being dialed while no usable token exists (a dial would only be
-// refused, and go-redis would retry in a tight loop) and wraps every
-// connection so that it authenticates and re-authenticates itself (see
-// conns); its process hooks explain WRONGPASS and NOPERM.
+// hook is the go-redis hook of every client (and, without conns, of
+// Credentials.Hook): its dial hook keeps connections from being dialed while
+// no usable token exists or the server has just refused the token in use (a
+// dial would only be refused, and go-redis would retry in a tight loop), and
+// wraps every connection so that it authenticates and re-authenticates itself
+// (see conns; the outcome of its first AUTH goes to Source.ReportDialAuth);
+// its process hooks explain WRONGPASS and NOPERM.
 type hook struct {
 	creds *Credentials
-	conns *conns
+	conns *conns // nil for Credentials.Hook: go-redis authenticates its connections itself (see guard.go)
 }
 
 func newHook(creds *Credentials) *hook { return &hook{creds: creds, conns: newConns(creds.src)} }
 
 func (h *hook) DialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if _, err := h.creds.src.Token(); err != nil {
-			return nil, err // no usable token: fail fast, without dialing
+		probe, err := h.creds.src.ProbeDial()
+		if err != nil {
+			return nil, err // no usable token, or the server refused it a moment ago: fail fast, without dialing
 		}
 		nc, err := next(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		return h.conns.wrap(nc)
+		if h.conns == nil {
+			return h.ownClientConn(ctx, nc, probe)
+		}
+		return h.conns.wrap(nc, probe)
 	}
 }
 
 func (h *hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
+		h.reportHello(cmd, err)
 		if err == nil {
 			return nil
 		}
@@ -338,8 +347,13 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 // (the refused first AUTH of a new connection included).
 func (h *hook) explain(cmd redis.Cmder, err error) error {
 	xerr := h.explainErr(err)
-	if xerr != err {
-		cmd.SetErr(xerr)
+	if xerr == err {
+		return err
+	}
+	cmd.SetErr(xerr)
+	if h.conns == nil && cmd.Name() == "auth" {
+		// go-redis' own re-AUTH, on a client built with Credentials.Hook.
+		h.creds.src.ReportReauth(xerr)
 	}
 	return xerr
 }

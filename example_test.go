@@ -133,6 +133,7 @@ func ExampleNewCredentials() {
 		TLSConfig:                    srv.TLSConfig(),
 		StreamingCredentialsProvider: creds,
 	})
+	rdb.AddHook(creds.Hook()) // no redial storm past expiry or after a refused token
 	defer rdb.Close()
 	fmt.Println(rdb.Ping(context.Background()).Val())
 	// Output: PONG

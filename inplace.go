@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/entraredis/entraredis/entratoken"
 	"github.com/entraredis/entraredis/internal/reauth"
@@ -32,18 +33,30 @@ func newConns(src *entratoken.Source) *conns {
 }
 
 // wrap makes nc re-authenticate itself. It fails, closing nc, when no usable
-// token exists.
-func (l *conns) wrap(nc net.Conn) (net.Conn, error) {
+// token exists. The outcome of its first AUTH goes to Source.ReportDialAuth;
+// probe says that the Source let this dial through to try a refused token
+// again (see entratoken.Source.ProbeDial).
+func (l *conns) wrap(nc net.Conn, probe bool) (net.Conn, error) {
 	var c *reauth.Conn[entratoken.Token]
 	var detach func()
+	var authed atomic.Bool // the first AUTH's reply was read
 	c, err := reauth.New[entratoken.Token](nc, l.src, reauth.Config{
 		Logger: l.src.Logger(),
 		OnAuth: func(r reauth.Result) {
-			if !r.First {
-				l.src.ReportReauth(explainRefused(r.Err, l.src))
+			if r.First {
+				authed.Store(true)
+				l.src.ReportDialAuth(explainRefused(r.Err, l.src)) // nil: accepted
+				return
 			}
+			l.src.ReportReauth(explainRefused(r.Err, l.src))
 		},
 		OnClose: func() {
+			if probe && !authed.Load() {
+				// Closed before its first AUTH (go-redis' pool dials and
+				// closes a connection to learn that dialing works again):
+				// the next dial probes instead.
+				l.src.ProbeUnused()
+			}
 			if detach != nil {
 				detach()
 			}

@@ -35,7 +35,9 @@ import (
 // wants each new token. OnToken runs on the Source's hand-out goroutine: it
 // must not block (mark the connection and return). A Listener must be
 // comparable (a pointer, typically): Subscribe uses it as a map key.
-type Listener interface{ OnToken(Token) }
+type Listener interface {
+	OnToken(Token) // called with each new token, on the Source's hand-out goroutine; must not block
+}
 
 // ConnStats are a client layer's per-connection counts, for Status.
 type ConnStats struct {
@@ -68,6 +70,7 @@ type Source struct {
 	failures    int                   // failed attempts since the last success
 	failedKinds map[FailureKind]int64 // failed attempts since the start, by kind
 	connStats   func() ConnStats      // set by SetConnStats; nil for none
+	gate        dialGate              // the server's refusal of the token in use for new connections (see ReportDialAuth)
 
 	firstDone chan struct{}      // closed by the refresher when its first attempt has finished
 	runCtx    context.Context    // ends at Close: stops the refresher and the hand-outs
@@ -308,6 +311,9 @@ type Status struct {
 	Connections         int                   // connections subscribed to token updates
 	Conns               ConnStats             // the client layer's per-connection counts (see Source.SetConnStats)
 	ReauthFailures      int64                 // AUTHs the server refused (see Source.ReportReauth)
+	Dial                DialState             // whether new connections are dialed: DialOpen, or held back after the server refused the token in use (see Source.ReportDialAuth)
+	RefusedUntil        time.Time             // with DialRefused: when the next new connection is tried; zero otherwise
+	DialRefusals        int64                 // refused authentications of new connections (see Source.ReportDialAuth)
 	Reauths             int64                 // AUTHs with a new token the server accepted on live connections (see Source.ReportReauth)
 	RefreshFailures     map[FailureKind]int64 // failed refresh attempts since the start, by kind (FailureKindOf); nil before the first
 	Maintenance         azevents.Status       // Azure maintenance events seen (see Options.MaintenanceEvents): the last one, the next announced maintenance, counts
@@ -317,9 +323,10 @@ type Status struct {
 
 // Valid reports whether the status has a usable token at now (one that has
 // not expired, with the same margin that new connections get), on a Source
-// that is not closed: what a health check wants to know.
+// that is not closed, that the server has not refused for a new connection
+// (Dial is DialOpen): what a health check wants to know.
 func (s Status) Valid(now time.Time) bool {
-	return tokenState(s.Closed, s.LastRefresh, s.ExpiresOn, s.NextRefresh, now).Usable()
+	return s.Dial == DialOpen && tokenState(s.Closed, s.LastRefresh, s.ExpiresOn, s.NextRefresh, now).Usable()
 }
 
 // Status returns a snapshot of the token and the refresher.
@@ -343,9 +350,14 @@ func (s *Source) Status() Status {
 	if s.closed {
 		st.NextRefresh = time.Time{}
 	}
+	st.DialRefusals = s.gate.refusals
 	if t := s.tok; t != nil {
 		st.Username, st.ExpiresOn, st.LastRefresh = t.username, t.expiresOn, t.received
 		st.Rotations = int64(t.generation - 1)
+		st.Dial = s.gate.state(t.generation, now)
+		if st.Dial == DialRefused {
+			st.RefusedUntil = s.gate.until
+		}
 	}
 	conns := s.connStats
 	s.mu.Unlock()
