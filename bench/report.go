@@ -132,7 +132,10 @@ func (r *report) markdown(notes string) string {
 		w("| client | G | pool | rounds × turn | rotations | ops/s | errors/rot | extra dials/rot | expiry closes/rot | token req/rot | AUTHs/rot | **p99 after / steady** | worst turn: steady p99, after p99, worst window p99 |\n")
 		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		rng := func(x rotRow, f func(rotTurn) float64, latency bool) string {
-			m, lo, hi := x.perRound(f, latency)
+			m, lo, hi, n := x.perRoundN(f, latency)
+			if n == 0 {
+				return "– (no round with a rotation)"
+			}
 			return fmt.Sprintf("%.2f (%.2f–%.2f)", m, lo, hi)
 		}
 		for _, x := range r.Rotation {
@@ -193,7 +196,11 @@ func (r *report) markdown(notes string) string {
 		if bs := parseMicro(r.Micro); len(bs) > 0 {
 			w("| package | benchmark | ns/op | B/op | **allocs/op** |\n|---|---|---:|---:|---:|\n")
 			for _, x := range bs {
-				w("| %s | %s | %s | %s | **%s** |\n", strings.TrimPrefix(x.Pkg, "github.com/entraredis/entraredis"), x.Name, x.NsOp, x.BOp, x.AllocsOp)
+				pkg := strings.TrimPrefix(x.Pkg, "github.com/entraredis/entraredis")
+				if pkg == "" {
+					pkg = "(root)"
+				}
+				w("| %s | %s | %s | %s | **%s** |\n", pkg, x.Name, x.NsOp, x.BOp, x.AllocsOp)
 			}
 			w("\n")
 		}
@@ -234,8 +241,8 @@ func (r *report) targets(b *strings.Builder, cfg config) {
 			ok := true
 			var parts []string
 			for _, x := range ours {
-				m, lo, hi := x.perRound(f, latency)
-				if m > limit+1e-9 || (!latency && limit == 1 && m < 1-1e-9) || x.Rotations == 0 {
+				m, lo, hi, cnt := x.perRoundN(f, latency)
+				if m > limit+1e-9 || (!latency && limit == 1 && m < 1-1e-9) || cnt == 0 {
 					ok = false
 				}
 				parts = append(parts, fmt.Sprintf("G%d/P%d: "+format+" ("+format+"–"+format+")", x.Goroutines, x.Pool, m, lo, hi))

@@ -77,6 +77,12 @@ func (r rotTurn) p99Ratio() float64 {
 // perRound returns the median, lowest and highest over the rounds of f,
 // counting only rounds with a rotation (and, for latency, a window).
 func (r rotRow) perRound(f func(rotTurn) float64, latency bool) (med, lo, hi float64) {
+	med, lo, hi, _ = r.perRoundN(f, latency)
+	return med, lo, hi
+}
+
+// perRoundN is perRound with the number of rounds counted.
+func (r rotRow) perRoundN(f func(rotTurn) float64, latency bool) (med, lo, hi float64, n int) {
 	var xs []float64
 	for _, t := range r.Rounds {
 		if t.Rotations == 0 || (latency && (t.Windows == 0 || t.SteadyP99 == 0)) {
@@ -85,9 +91,10 @@ func (r rotRow) perRound(f func(rotTurn) float64, latency bool) (med, lo, hi flo
 		xs = append(xs, f(t))
 	}
 	if len(xs) == 0 && len(r.Rounds) == 0 { // a JSON from before the rounds
-		return f(r.rotTurn), f(r.rotTurn), f(r.rotTurn)
+		return f(r.rotTurn), f(r.rotTurn), f(r.rotTurn), 1
 	}
-	return spread(xs)
+	med, lo, hi = spread(xs)
+	return med, lo, hi, len(xs)
 }
 
 // Per-rotation figures of a turn, for perRound.

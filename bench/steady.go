@@ -164,14 +164,20 @@ func cpuRatios(res [2][]*loadResult) []float64 {
 	return out
 }
 
-// spread returns the median, lowest and highest of xs (zeros when empty).
+// spread returns the median (of an even count: the mean of the two middle
+// values), lowest and highest of xs (zeros when empty).
 func spread(xs []float64) (med, lo, hi float64) {
-	if len(xs) == 0 {
+	n := len(xs)
+	if n == 0 {
 		return 0, 0, 0
 	}
 	s := slices.Clone(xs)
 	slices.Sort(s)
-	return s[len(s)/2], s[0], s[len(s)-1]
+	med = s[n/2]
+	if n%2 == 0 {
+		med = (s[n/2-1] + s[n/2]) / 2
+	}
+	return med, s[0], s[n-1]
 }
 
 // summarize pools the turns of one client.
