@@ -4,7 +4,7 @@
 // tokens and closes a connection when its token expires). It prints a table
 // and writes it, with the machine and the command line, to -out.
 //
-//	go run ./bench -out bench/RESULTS.md            # full run, about 15 minutes on 2 cores
+//	go run ./bench -out bench/RESULTS.md            # full run, about 14 minutes on 2 cores
 //	go run ./bench -smoke -out /tmp/smoke.md         # a few seconds
 //
 // Every run is bounded by its flags (durations, goroutines, connections).
