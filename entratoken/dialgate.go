@@ -51,6 +51,8 @@ type RefusedError struct {
 	RetryIn time.Duration // how long until a new connection is tried again
 }
 
+// Error returns the server's reply followed, in brackets, by why the
+// connection was not dialed, when the next one is tried, and the Hint.
 func (e *RefusedError) Error() string {
 	return fmt.Sprintf("%s [%snot dialed: the server refused this token for a new connection; next try in %s; %s]",
 		e.Auth.Err.Error(), prefix, e.RetryIn.Round(time.Millisecond), e.Auth.Hint())

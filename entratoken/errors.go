@@ -77,6 +77,9 @@ type TokenError struct {
 	Panic any    // the value the credential's GetToken panicked with; nil when it did not panic
 }
 
+// Error returns "entraredis: getting a token for scope ...: " with the
+// credential's message, followed by the Hint in parentheses when there is one.
+// It never contains the token.
 func (e *TokenError) Error() string {
 	msg := fmt.Sprintf(prefix+"getting a token for scope %q: %s", e.Scope, message(e.Err))
 	if hint := e.Hint(); hint != "" {
@@ -125,6 +128,7 @@ type AuthError struct {
 	Err      error  // the server's reply
 }
 
+// Error returns the server's reply followed by the Hint in brackets.
 func (e *AuthError) Error() string {
 	return e.Err.Error() + " [" + prefix + e.Hint() + "]"
 }

@@ -55,7 +55,9 @@ const (
 // callbacks after it, never a refresh nor a constructor. Events wait in a
 // queue of 256; when a callback is so slow that the queue is full, the oldest
 // waiting event is dropped, counted in Status.DroppedEvents and logged. No
-// callback starts once Close has been called.
+// callback starts once Close has been called. A callback that panics crashes
+// the program, as a panic on any goroutine does (the credential's panics, by
+// contrast, are recovered: see TokenError.Panic).
 type Options struct {
 	// Scope is the OAuth scope asked of the credential. Sovereign clouds and
 	// LegacyScope can be set here.
@@ -107,8 +109,10 @@ type Options struct {
 
 	// Logger receives the library's logs: refreshes at Info, retries at Warn,
 	// a token that could not be replaced before it expired at Error, refused
-	// re-AUTHs at Warn. Tokens are never logged. It is called from the
-	// refresher goroutine and from the goroutine that reports a refused AUTH.
+	// re-AUTHs at Warn, a connection that stops re-authenticating in place at
+	// Warn. Tokens are never logged. It is called from the refresher
+	// goroutine, from the goroutine that reports a refused AUTH, and from the
+	// client layer's connection goroutines.
 	// default: slog.Default()
 	Logger *slog.Logger
 
@@ -124,9 +128,12 @@ type Options struct {
 	// token meanwhile.
 	// default: none
 	OnRefreshFailed func(RefreshFailed)
-	// OnReauthFailed is called when the server refused an AUTH: the one that
-	// moves a live connection to a new token, or the one go-redis falls back to
-	// when HELLO is refused on a new connection. Client layers report it with
+	// OnReauthFailed is called when the server refused the AUTH that moves a
+	// live connection to a new token (the connection keeps its previous
+	// authentication). A new connection's refused first AUTH is not reported
+	// here: it fails that connection's dial, the command that dialed returns
+	// the explained AuthError, and new connections are held back for a while
+	// (see Source.ReportDialAuth, Status.Dial). Client layers report it with
 	// Source.ReportReauth; it runs on the Source's event goroutine (see
 	// Options), never inside the client's hook.
 	// default: none

@@ -32,7 +32,9 @@ import (
 // wants each new token. OnToken runs on the Source's hand-out goroutine: it
 // must not block (mark the connection and return). A Listener must be
 // comparable (a pointer, typically): Subscribe uses it as a map key.
-type Listener interface{ OnToken(Token) }
+type Listener interface {
+	OnToken(Token) // called with each new token, on the Source's hand-out goroutine; must not block
+}
 
 // ConnStats are a client layer's per-connection counts, for Status.
 type ConnStats struct {
