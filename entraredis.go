@@ -50,8 +50,8 @@ const (
 // before its token expires (see NewClient): a Conn, a Watch session or a
 // subscription lives for any number of token lifetimes. The embedded
 // *redis.Client, its WithTimeout clones and the connections they hand out are
-// the same pool and may be passed on. Close closes it and stops the token
-// refresher.
+// the same pool and may be passed on (to be used, not closed: only Client's
+// own Close also stops the token refresher).
 type Client struct {
 	*redis.Client
 	owner
@@ -204,7 +204,12 @@ func NewClusterClient(ctx context.Context, cred azcore.TokenCredential, ropts *r
 }
 
 // Close closes the client's connections and stops the token refresher. It is
-// safe to call more than once; later calls return the first call's result.
+// safe to call more than once, and from a callback: a later call returns the
+// first call's result, or nil at once while the first call is still running
+// (that one may be waiting for a running callback, which may be the caller).
+// Close this client, not the embedded go-redis one: closing the embedded
+// client (or a WithTimeout clone) closes the pool but leaves the refresher
+// running.
 func (c *Client) Close() error { return c.closeAll(c.Client) }
 
 // String describes the client without secrets.
@@ -213,7 +218,12 @@ func (c *ClusterClient) String() string {
 }
 
 // Close closes the client's connections and stops the token refresher. It is
-// safe to call more than once; later calls return the first call's result.
+// safe to call more than once, and from a callback: a later call returns the
+// first call's result, or nil at once while the first call is still running
+// (that one may be waiting for a running callback, which may be the caller).
+// Close this client, not the embedded go-redis one: closing the embedded
+// client (or a WithTimeout clone) closes the pool but leaves the refresher
+// running.
 func (c *ClusterClient) Close() error { return c.closeAll(c.ClusterClient) }
 
 // shared points at the fields of redis.Options or redis.ClusterOptions that
