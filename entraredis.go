@@ -51,8 +51,8 @@ const (
 // before its token expires (see NewClient): a Conn, a Watch session or a
 // subscription lives for any number of token lifetimes. The embedded
 // *redis.Client, its WithTimeout clones and the connections they hand out are
-// the same pool and may be passed on. Close closes it and stops the token
-// refresher.
+// the same pool and may be passed on (to be used, not closed: only Client's
+// own Close also stops the token refresher).
 type Client struct {
 	*redis.Client
 	maint *azsub.Subscriber // the maintenance-event subscription; nil when off
@@ -163,6 +163,7 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Op
 	o.Addr = addrs[0]
 	o.DialerRetryBackoff = creds.dialRetryBackoff(o.DialerRetryBackoff, o.DialerRetryTimeout)
 	h := newHook(creds)
+	o.Dialer = h.dialer(o.Dialer, o.DialTimeout, o.TLSConfig)
 	c := &Client{Client: redis.NewClient(&o), owner: owner{creds: creds}}
 	c.Client.AddHook(h)
 	if c.maint, err = startMaintenance(creds.src, &o, ropts); err != nil {
@@ -195,6 +196,7 @@ func NewClusterClient(ctx context.Context, cred azcore.TokenCredential, ropts *r
 	}
 	o.DialerRetryBackoff = creds.dialRetryBackoff(o.DialerRetryBackoff, o.DialerRetryTimeout)
 	h := newHook(creds)
+	o.Dialer = h.dialer(o.Dialer, o.DialTimeout, o.TLSConfig)
 	newNode := o.NewClient
 	if newNode == nil {
 		newNode = redis.NewClient
@@ -208,7 +210,12 @@ func NewClusterClient(ctx context.Context, cred azcore.TokenCredential, ropts *r
 }
 
 // Close closes the client's connections and stops the token refresher. It is
-// safe to call more than once; later calls return the first call's result.
+// safe to call more than once, and from a callback: a later call returns the
+// first call's result, or nil at once while the first call is still running
+// (that one may be waiting for a running callback, which may be the caller).
+// Close this client, not the embedded go-redis one: closing the embedded
+// client (or a WithTimeout clone) closes the pool but leaves the refresher
+// running.
 func (c *Client) Close() error { return c.closeAll(c.maint, c.Client) }
 
 // String describes the client without secrets.
@@ -217,7 +224,12 @@ func (c *ClusterClient) String() string {
 }
 
 // Close closes the client's connections and stops the token refresher. It is
-// safe to call more than once; later calls return the first call's result.
+// safe to call more than once, and from a callback: a later call returns the
+// first call's result, or nil at once while the first call is still running
+// (that one may be waiting for a running callback, which may be the caller).
+// Close this client, not the embedded go-redis one: closing the embedded
+// client (or a WithTimeout clone) closes the pool but leaves the refresher
+// running.
 func (c *ClusterClient) Close() error { return c.closeAll(c.ClusterClient) }
 
 // shared points at the fields of redis.Options or redis.ClusterOptions that
@@ -287,12 +299,13 @@ func withUsername(opts *Options, username string) *Options {
 }
 
 // hook is the go-redis hook of every client (and, without conns, of
-// Credentials.Hook): its dial hook keeps connections from being dialed while
+// Credentials.Hook). Its dial hook keeps connections from being dialed while
 // no usable token exists or the server has just refused the token in use (a
-// dial would only be refused, and go-redis would retry in a tight loop), and
+// dial would only be refused, and go-redis would retry in a tight loop). On
+// the library's clients its dialer (the go-redis Dialer, below every hook)
 // wraps every connection so that it authenticates and re-authenticates itself
-// (see conns; the outcome of its first AUTH goes to Source.ReportDialAuth);
-// its process hooks explain WRONGPASS and NOPERM.
+// (see conns; the outcome of its first AUTH goes to Source.ReportDialAuth).
+// Its process hooks explain WRONGPASS and NOPERM.
 type hook struct {
 	creds *Credentials
 	conns *conns // nil for Credentials.Hook: go-redis authenticates its connections itself (see guard.go)
@@ -300,18 +313,65 @@ type hook struct {
 
 func newHook(creds *Credentials) *hook { return &hook{creds: creds, conns: newConns(creds.src)} }
 
+// DialHook guards the dials of a client built around Credentials.Hook. The
+// library's own clients authenticate in their Dialer instead (see dialer),
+// below every go-redis hook, so their DialHook passes dials through.
 func (h *hook) DialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		probe, err := h.creds.src.ProbeDial()
 		if err != nil {
 			return nil, err // no usable token, or the server refused it a moment ago: fail fast, without dialing
 		}
+		if h.conns != nil {
+			// The library's own client: its dialer, below every hook, wraps the
+			// connection (see dialer).
+			return next(context.WithValue(ctx, probeKey{}, probe), network, addr)
+		}
 		nc, err := next(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		if h.conns == nil {
-			return h.ownClientConn(ctx, nc, probe)
+		return h.ownClientConn(ctx, nc, probe)
+	}
+}
+
+// probeKey is the context key under which the DialHook tells the dialer that
+// the Source let this dial through to try a refused token again.
+type probeKey struct{}
+
+// dialer returns the go-redis Dialer of NewClient's and NewClusterClient's
+// connections: it fails fast without dialing while no usable token exists or
+// the server has just refused the token in use (the client's DialHook, the
+// outermost, checks that first, so that no other hook sees a dial that could
+// not happen), dials with the user's Dialer
+// (or go-redis' own, with tlsConf), refuses a connection that is not TLS
+// unless Options.Plaintext turned TLS off (tlsConf nil), and wraps it so that
+// it authenticates and re-authenticates itself (see conns). Being the Dialer,
+// the wrapper sits below every go-redis hook: a DialHook of the user's that
+// wraps the net.Conn sees go-redis' bytes only, never an AUTH.
+func (h *hook) dialer(user func(ctx context.Context, network, addr string) (net.Conn, error), timeout time.Duration, tlsConf *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	dial := user
+	if dial == nil {
+		dial = redis.NewDialer(&redis.Options{DialTimeout: timeout, TLSConfig: tlsConf})
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		probe, checked := ctx.Value(probeKey{}).(bool)
+		if !checked { // not dialed through the client's DialHook
+			var err error
+			if probe, err = h.creds.src.ProbeDial(); err != nil {
+				return nil, err
+			}
+		}
+		nc, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); tlsConf != nil && !ok {
+			nc.Close()
+			if probe {
+				h.creds.src.ProbeUnused()
+			}
+			return nil, fmt.Errorf("entraredis: redis.Options.Dialer returned a %T, not a TLS connection, and the token would cross the network in clear: return tls.Client(conn, TLSConfig) from it (with the TLSConfig of the options, which entraredis completes), or set Options.Plaintext for a local emulator", nc)
 		}
 		return h.conns.wrap(nc, probe)
 	}

@@ -32,13 +32,13 @@ func TestSmoke(t *testing.T) {
 	md := rep.markdown("")
 	for _, want := range []string{"# entraredis benchmark results", "Machine:", "## Targets",
 		"## 1. Steady state", "## 2. Rotation under load", "## 3. Cold start", "## 4. Scale",
-		"| entraredis | ", "| naive streaming | ", "| CredentialsProviderContext | ", "| standalone | ",
+		"| entraredis | ", "| " + kindOld + " | ", "| naive streaming | ", "| CredentialsProviderContext | ", "| standalone | ",
 		"## 6. rueidis", "| standalone | 8 | "} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the table has no %q:\n%s", want, md)
 		}
 	}
-	if len(rep.Steady) != len(cfg.SteadyConc) || len(rep.Rotation) != 3 || len(rep.Cold) != 3 || len(rep.Scale) != 1 {
+	if len(rep.Steady) != len(cfg.SteadyConc) || len(rep.Rotation) != 4 || len(rep.Cold) != 3 || len(rep.Scale) != 1 {
 		t.Fatalf("rows: %d steady, %d rotation, %d cold, %d scale", len(rep.Steady), len(rep.Rotation), len(rep.Cold), len(rep.Scale))
 	}
 	if len(rep.RueidisSteady) != len(cfg.SteadyConc) || len(rep.RueidisRotation) != len(cfg.RotConc) {
@@ -50,6 +50,9 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	for _, s := range rep.Steady {
+		if len(s.RoundRatios) != cfg.SteadyRounds || len(s.CPURatios) != cfg.SteadyRounds {
+			t.Errorf("steady %d goroutines: %d throughput and %d CPU ratios, want %d each", s.Goroutines, len(s.RoundRatios), len(s.CPURatios), cfg.SteadyRounds)
+		}
 		if s.Ours.Errs != 0 || s.Ours.Ops == 0 || s.Plain.Ops == 0 {
 			t.Errorf("steady %d goroutines: ours %d errors of %d ops, plain %d ops", s.Goroutines, s.Ours.Errs, s.Ours.Ops, s.Plain.Ops)
 		}
@@ -58,12 +61,22 @@ func TestSmoke(t *testing.T) {
 		if r.Kind == kindOurs && (r.Errs != 0 || r.Ops == 0 || r.Rotations == 0) {
 			t.Errorf("rotation: ours %d errors of %d ops, %d rotations; first errors %v", r.Errs, r.Ops, r.Rotations, r.FirstErrs)
 		}
+		want := cfg.RotRounds
+		if r.Kind == kindNaive || r.Kind == kindCPC {
+			want = cfg.RotCmpRounds
+		}
+		if len(r.Rounds) != want {
+			t.Errorf("rotation %s: %d rounds, want %d", r.Kind, len(r.Rounds), want)
+		}
 	}
 	for _, c := range rep.Cold {
 		if c.Errs != 0 {
 			t.Errorf("cold start %s: %d errors", c.Variant, c.Errs)
 		}
-		if c.Variant == "entraredis.NewClient" && c.TokenRequests != 1 {
+		if len(c.Totals) != cfg.ColdRuns || c.Total <= 0 {
+			t.Errorf("cold start %s: %d runs (want %d), median total %v", c.Variant, len(c.Totals), cfg.ColdRuns, c.Total)
+		}
+		if c.Variant == coldOurs && c.TokenRequests != 1 {
 			t.Errorf("cold start: %d token requests, want 1", c.TokenRequests)
 		}
 	}
@@ -74,5 +87,26 @@ func TestSmoke(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(md)
+	}
+}
+
+// TestMicroTargets reads `go test -bench -benchmem` output of the framer
+// packages into the micro table and the 0-allocs target.
+func TestMicroTargets(t *testing.T) {
+	out := `pkg: github.com/entraredis/entraredis/internal/reauth
+BenchmarkCommand-2   	     200	       903.0 ns/op	       0 B/op	       0 allocs/op
+pkg: github.com/entraredis/entraredis/internal/resp
+BenchmarkScanReplies-2        	     200	      1879 ns/op	 258.12 MB/s	        16.00 frames/op	       117.4 ns/frame	       3 B/op	       1 allocs/op
+PASS`
+	bs := parseMicro(out)
+	if len(bs) != 2 || bs[0].Name != "BenchmarkCommand-2" || bs[0].AllocsOp != "0" || bs[1].AllocsOp != "1" || bs[1].BOp != "3" || !bs[1].framer() {
+		t.Fatalf("parsed %+v", bs)
+	}
+	rep := &report{Micro: out}
+	md := rep.markdown("")
+	for _, want := range []string{"| /internal/resp | BenchmarkScanReplies-2 | 1879 | 3 | **1** |", "| framer (internal/reauth, internal/resp): 0 allocs per command | reauth BenchmarkCommand-2: 0; resp BenchmarkScanReplies-2: 1 | **missed** |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("no %q in:\n%s", want, md)
+		}
 	}
 }

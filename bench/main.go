@@ -4,7 +4,7 @@
 // tokens and closes a connection when its token expires). It prints a table
 // and writes it, with the machine and the command line, to -out.
 //
-//	go run ./bench -out bench/RESULTS.md            # full run, about 12 minutes
+//	go run ./bench -out bench/RESULTS.md            # full run, about 14 minutes on 2 cores
 //	go run ./bench -smoke -out /tmp/smoke.md         # a few seconds
 //
 // Every run is bounded by its flags (durations, goroutines, connections).
@@ -39,16 +39,21 @@ type config struct {
 	// always sets (a diagnostic: the cost of FIFO itself)
 	SteadyPlainFIFO bool
 
-	RotToken   time.Duration
-	RotDur     time.Duration // our client
-	RotCmpDur  time.Duration // the comparison providers
-	RotConc    []int
-	RotPool    []int
-	RotWindow  time.Duration
-	RotWarm    time.Duration
-	RotCompare bool
+	RotToken     time.Duration
+	RotDur       time.Duration // each turn of ours and the old mechanism
+	RotRounds    int           // interleaved rounds of ours and the old mechanism
+	RotCmpDur    time.Duration // each turn of the comparison providers
+	RotCmpRounds int           // interleaved rounds of the comparison providers
+	RotConc      []int
+	RotPool      []int
+	RotWindow    time.Duration
+	RotWarm      time.Duration
+	RotCompare   bool
 
 	ColdGoroutines int
+	ColdRuns       int // runs of each variant, interleaved
+
+	RueidisRotDur time.Duration // rueidis section: each rotation run
 
 	ScaleConns   int
 	ScaleToken   time.Duration
@@ -76,8 +81,12 @@ func defaultConfig() config {
 		SteadyDur:      time.Second,
 		SteadyRounds:   10,
 		RotToken:       6 * time.Second,
-		RotDur:         60 * time.Second,
-		RotCmpDur:      20 * time.Second,
+		RotDur:         4500 * time.Millisecond,
+		RotRounds:      10,
+		RotCmpDur:      4500 * time.Millisecond,
+		RotCmpRounds:   3,
+		RueidisRotDur:  12 * time.Second,
+		ColdRuns:       20,
 		RotConc:        []int{32, 128},
 		RotPool:        []int{10, 50},
 		RotWindow:      time.Second,
@@ -93,7 +102,7 @@ func defaultConfig() config {
 		RueidisCluster: true,
 		Out:            "bench/RESULTS.md",
 		JSON:           "bench/results.json",
-		MicroCmd:       "go test -run '^$' -bench . -benchmem -benchtime 2s .",
+		MicroCmd:       "go test -run '^$' -bench . -benchmem -benchtime 2s . ./internal/reauth ./internal/resp",
 	}
 }
 
@@ -105,7 +114,11 @@ func smokeConfig() config {
 	c.SteadyRounds = 2
 	c.RotToken = 2 * time.Second
 	c.RotDur = 1200 * time.Millisecond
+	c.RotRounds = 2
 	c.RotCmpDur = 300 * time.Millisecond
+	c.RotCmpRounds = 1
+	c.RueidisRotDur = 1200 * time.Millisecond
+	c.ColdRuns = 2
 	c.RotConc = []int{8}
 	c.RotPool = []int{4}
 	c.RotWindow = 250 * time.Millisecond
@@ -225,21 +238,25 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&c.SteadyPool, "steady-pool", c.SteadyPool, "steady state: pool size (0: as many as goroutines)")
 	fs.BoolVar(&c.SteadyPlainFIFO, "steady-plain-fifo", c.SteadyPlainFIFO, "steady state: give the plain client PoolFIFO too (diagnostic: entraredis always sets it)")
 	fs.DurationVar(&c.RotToken, "rot-token", c.RotToken, "rotation: token lifetime")
-	fs.DurationVar(&c.RotDur, "rot-dur", c.RotDur, "rotation: duration of each run of our client")
-	fs.DurationVar(&c.RotCmpDur, "rot-cmp-dur", c.RotCmpDur, "rotation: duration of each run of the comparison providers")
+	fs.DurationVar(&c.RotDur, "rot-dur", c.RotDur, "rotation: duration of each turn of entraredis and of the old mechanism (entraredis.Credentials as streaming provider)")
+	fs.IntVar(&c.RotRounds, "rot-rounds", c.RotRounds, "rotation: interleaved rounds (one turn of each) of entraredis and the old mechanism, per goroutine count and pool size")
+	fs.DurationVar(&c.RotCmpDur, "rot-cmp-dur", c.RotCmpDur, "rotation: duration of each turn of the comparison providers")
+	fs.IntVar(&c.RotCmpRounds, "rot-cmp-rounds", c.RotCmpRounds, "rotation: interleaved rounds of the two comparison providers")
+	fs.DurationVar(&c.RueidisRotDur, "rueidis-rot-dur", c.RueidisRotDur, "rueidis: duration of each rotation run")
 	fs.Var((*intList)(&c.RotConc), "rot-conc", "rotation: goroutine counts")
 	fs.Var((*intList)(&c.RotPool), "rot-pool", "rotation: pool sizes")
 	fs.DurationVar(&c.RotWindow, "rot-window", c.RotWindow, "rotation: the window after each rotation compared with the steady state")
 	fs.DurationVar(&c.RotWarm, "rot-warm", c.RotWarm, "rotation: unmeasured warm-up that fills the pool")
 	fs.BoolVar(&c.RotCompare, "rot-compare", c.RotCompare, "rotation: also run the naive streaming and CredentialsProviderContext providers")
 	fs.IntVar(&c.ColdGoroutines, "cold-goroutines", c.ColdGoroutines, "cold start: goroutines issuing their first command at once")
+	fs.IntVar(&c.ColdRuns, "cold-runs", c.ColdRuns, "cold start: runs of each variant (interleaved); the figures are medians")
 	fs.IntVar(&c.ScaleConns, "scale-conns", c.ScaleConns, "scale: connections (split across the nodes of the cluster)")
 	fs.DurationVar(&c.ScaleToken, "scale-token", c.ScaleToken, "scale: token lifetime (the rotation comes at about half of it)")
 	fs.IntVar(&c.ScaleLoad, "scale-load", c.ScaleLoad, "scale: goroutines keeping the connections active")
 	fs.DurationVar(&c.ScaleTimeout, "scale-timeout", c.ScaleTimeout, "scale: bound on each wait (connections open, rotation, re-authentication)")
 	fs.DurationVar(&c.ScaleHold, "scale-hold", c.ScaleHold, "scale: how long each of the opening commands (WAIT) holds its connection")
 	fs.BoolVar(&c.ScaleCluster, "scale-cluster", c.ScaleCluster, "scale: also run on a 3-master cluster")
-	fs.BoolVar(&c.RueidisCluster, "rueidis-cluster", c.RueidisCluster, "rueidis: also rotate on a 3-master cluster (the steady state and the rotation use -steady-* and -rot-token, -rot-dur, -rot-conc, -rot-warm)")
+	fs.BoolVar(&c.RueidisCluster, "rueidis-cluster", c.RueidisCluster, "rueidis: also rotate on a 3-master cluster (the steady state and the rotation use -steady-* and -rot-token, -rueidis-rot-dur, -rot-conc, -rot-warm)")
 	fs.StringVar(&c.Out, "out", c.Out, "write the Markdown table here (empty: stdout only)")
 	fs.StringVar(&c.JSON, "json", c.JSON, "also write the measurements as JSON here (empty: no)")
 	fs.StringVar(&c.Render, "render", c.Render, "render a JSON written by -json instead of measuring (with -notes, -out)")

@@ -108,12 +108,14 @@ func (r *report) markdown(notes string) string {
 		}
 		w("*plain* is go-redis with a static password (Username = the credential's oid, Password = one 24-hour token minted by the emulator's issuer). ")
 		w("Pool size = goroutines (or `-steady-pool`). Both clients exist side by side and take turns, interleaved A,B,B,A,A,B,… (%d rounds of one %v turn each, the order flipping every round so that linear drift cancels, after an unmeasured warm-up of each), so that drift on this noisy 2-core machine hits both alike. *ratio* = entraredis ops/s ÷ plain ops/s over all turns; the per-round ratios (median, min–max) show the noise. *CPU µs/op* is this process's user+system CPU time per command during the client's turns (getrusage): the client plus the in-process emulator endpoint (the same work for both clients), not redis-server; it is much less sensitive than throughput to other load on the machine.\n\n", r.Steady[0].Turns, cfg.SteadyDur)
-		w("| goroutines | pool | entraredis ops/s | plain ops/s | **ratio** | per-round ratio: median (min–max) | entraredis p50 | plain p50 | entraredis p99 | plain p99 | CPU µs/op entraredis / plain | errors (ours/plain) |\n")
-		w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		w("*CPU ratio* = entraredis CPU per command ÷ plain's, per round; gate ≤ 1.02 on the median. *throughput*: goal ≥ 0.98 on the median per-round ratio. *verdict* is both on this row.\n\n")
+		w("| goroutines | pool | entraredis ops/s | plain ops/s | ratio (all turns) | **throughput ratio, median** (min–max) | CPU µs/op entraredis / plain | **CPU ratio, median** (min–max) | verdict | entraredis p50 | plain p50 | entraredis p99 | plain p99 | errors (ours/plain) |\n")
+		w("|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
 		for _, s := range r.Steady {
 			med, lo, hi := s.ratioSpread()
-			w("| %d | %d | %.0f | %.0f | **%.3f** | %.3f (%.2f–%.2f) | %s | %s | %s | %s | %.1f / %.1f | %d / %d |\n", s.Goroutines, s.Pool, s.Ours.OpsPerSec, s.Plain.OpsPerSec, s.ratio(), med, lo, hi,
-				ms(s.Ours.P50), ms(s.Plain.P50), ms(s.Ours.P99), ms(s.Plain.P99), us(s.Ours.CPUPerOp), us(s.Plain.CPUPerOp), s.Ours.Errs, s.Plain.Errs)
+			cm, clo, chi := s.cpuSpread()
+			w("| %d | %d | %.0f | %.0f | %.3f | **%.3f** (%.2f–%.2f) | %.1f / %.1f | **%.3f** (%.2f–%.2f) | %s | %s | %s | %s | %s | %d / %d |\n", s.Goroutines, s.Pool, s.Ours.OpsPerSec, s.Plain.OpsPerSec, s.ratio(), med, lo, hi,
+				us(s.Ours.CPUPerOp), us(s.Plain.CPUPerOp), cm, clo, chi, verdict(s.steadyOK()), ms(s.Ours.P50), ms(s.Plain.P50), ms(s.Ours.P99), ms(s.Plain.P99), s.Ours.Errs, s.Plain.Errs)
 		}
 		w("\n")
 	}
@@ -122,14 +124,24 @@ func (r *report) markdown(notes string) string {
 		w("Tokens of %v. entraredis rotates at about half the life (refresh margin capped at life/2, jitter up to a quarter of it) and hands the new token out over a spread window (%v here); ", cfg.RotToken, scaleSpread(cfg.RotToken))
 		w("the *naive streaming* provider (bench/providers.go, the go-redis-entraid approach) refreshes at 70%% of the life and calls OnNext on every connection at once; ")
 		w("*CredentialsProviderContext* refreshes at 70%% too but never re-authenticates a live connection, so the server closes each one when its token expires. ")
-		w("The pool is filled by an unmeasured %v warm-up; *dials* are every connection accepted during the measured run (beyond the warm pool). ", cfg.RotWarm)
-		w("*AUTHs* = first AUTH/HELLO of a new connection + re-AUTHs. Latency: *after* = commands that started within %v after each event (entraredis and naive: the new token's installation; CredentialsProviderContext: the previous token's expiry, when the server closes its connections); *steady* = every other command of the same run. Ratio = after p99 / steady p99.\n\n", cfg.RotWindow)
-		w("| client | G | pool | run | rotations | ops/s | errors | errors/rot | extra dials/rot | expiry closes/rot | token req/rot | AUTHs/rot | steady p99 | after p99 | **ratio** | worst window p99 | max after / steady |\n")
-		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		w("*%s* is the old mechanism: entraredis.Credentials as go-redis' StreamingCredentialsProvider in a plain go-redis client (go-redis re-authenticates each connection itself). ", kindOld)
+		w("Each client has its own emulator and redis-server. Per goroutine count and pool size, the two clients of a pair exist side by side and take turns, interleaved A,B,B,A,… : entraredis against the old mechanism %d rounds of one %v turn each; naive streaming against CredentialsProviderContext %d rounds of %v (fewer rounds, to fit the time budget: they are context, not targets). Tokens keep rotating while a client waits for its turn (its idle connections are re-authenticated then, on its own server, but on the shared cores). ", r.rotRounds(kindOurs), r.rotDur(kindOurs), r.rotRounds(kindNaive), r.rotDur(kindNaive))
+		w("Each pool is filled by an unmeasured %v warm-up before the first round; *dials* are every connection accepted during a measured turn. ", cfg.RotWarm)
+		w("*AUTHs* = first AUTH/HELLO of a new connection + re-AUTHs. Latency: *after* = commands that started within %v after each event (entraredis, the old mechanism and naive: the new token's installation; CredentialsProviderContext: the previous token's expiry, when the server closes its connections); *steady* = every other command of the same turn; *p99 ratio* = after p99 / steady p99 of the turn. ", cfg.RotWindow)
+		w("Every per-rotation figure is the **median over the rounds** (a round's figure = its count ÷ its rotations; rounds without a rotation, or for the p99 ratio without a window, are left out), with min–max. Goals for entraredis: 0 errors, 0 extra dials, 0 expiry closes, 1 token request per rotation, p99 ratio ≤ 1.1.\n\n")
+		w("| client | G | pool | rounds × turn | rotations | ops/s | errors/rot | extra dials/rot | expiry closes/rot | token req/rot | AUTHs/rot | **p99 after / steady** | worst turn: steady p99, after p99, worst window p99 |\n")
+		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		rng := func(x rotRow, f func(rotTurn) float64, latency bool) string {
+			m, lo, hi, n := x.perRoundN(f, latency)
+			if n == 0 {
+				return "– (no round with a rotation)"
+			}
+			return fmt.Sprintf("%.2f (%.2f–%.2f)", m, lo, hi)
+		}
 		for _, x := range r.Rotation {
-			w("| %s | %d | %d | %v | %d | %.0f | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s | **%.2f** | %s | %s / %s |\n",
-				x.Kind, x.Goroutines, x.Pool, x.Dur, x.Rotations, x.OpsPerSec, x.Errs, x.per(x.Errs), x.per(x.Dials), x.per(x.ExpiryCloses), x.per(x.TokenRequests), x.per(x.Auths),
-				ms(x.SteadyP99), ms(x.AfterP99), x.p99Ratio(), ms(x.WorstAfterP99), ms(x.AfterMax), ms(x.SteadyMax))
+			w("| %s | %d | %d | %d × %v | %d | %.0f | %s | %s | %s | %s | %s | **%s** | %s, %s, %s |\n",
+				x.Kind, x.Goroutines, x.Pool, len(x.Rounds), x.Dur, x.Rotations, x.OpsPerSec, rng(x, errsPerRot, false), rng(x, dialsPerRot, false), rng(x, closesPerRot, false), rng(x, requestPerRot, false), rng(x, authsPerRot, false),
+				rng(x, p99Ratio, true), ms(x.SteadyP99), ms(x.AfterP99), ms(x.WorstAfterP99))
 		}
 		w("\n")
 		for _, x := range r.Rotation {
@@ -141,11 +153,17 @@ func (r *report) markdown(notes string) string {
 	}
 	if len(r.Cold) > 0 {
 		w("## 3. Cold start\n\n")
-		w("A new client, then %d goroutines released at once, each issuing its first command (GET). Default pool size (10 × GOMAXPROCS). *setup* is the constructor (entraredis.NewClient waits for the first token); *first reply* is counted from the release.\n\n", r.Cold[0].Goroutines)
-		w("| variant | setup | first reply | all %d replies | constructor → first reply | token requests | tokens minted | dials | errors |\n", r.Cold[0].Goroutines)
-		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		w("A new client, then %d goroutines released at once, each issuing its first command (GET). Default pool size (10 × GOMAXPROCS). One emulator for every run; each run builds a new client and closes it; the variants take turns A,B,C,C,B,A,… . *setup* is the constructor (entraredis.NewClient waits for the first token); *first reply* is counted from the release; **total** = from the constructor call to the last reply. Every figure is the median of %d runs (total: with min–max); token requests, minted and dials: the most in any run; errors: the sum. Goal: entraredis.NewClient's total ≤ 1.2 × plain go-redis with a static password.\n\n", r.Cold[0].Goroutines, len(r.Cold[0].Totals))
+		w("| variant | setup | first reply | all %d replies | **total** (min–max) | vs plain | token requests | tokens minted | dials | errors |\n", r.Cold[0].Goroutines)
+		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		plain := r.coldPlain()
 		for _, c := range r.Cold {
-			w("| %s | %s | %s | %s | %s | %d | %d | %d | %d |\n", c.Variant, ms(c.Setup), ms(c.FirstReply), ms(c.AllReplies), ms(c.FromStart), c.TokenRequests, c.Minted, c.Dials, c.Errs)
+			lo, hi := c.totalRange()
+			vs := "–"
+			if plain > 0 {
+				vs = fmt.Sprintf("%.2f×", float64(c.Total)/float64(plain))
+			}
+			w("| %s | %s | %s | %s | **%s** (%s–%s) | %s | %d | %d | %d | %d |\n", c.Variant, ms(c.Setup), ms(c.FirstReply), ms(c.AllReplies), ms(c.Total), ms(lo), ms(hi), vs, c.TokenRequests, c.Minted, c.Dials, c.Errs)
 		}
 		w("\n")
 	}
@@ -174,7 +192,19 @@ func (r *report) markdown(notes string) string {
 		w("\n")
 	}
 	if r.Micro != "" {
-		w("## 5. Micro-benchmarks\n\nProduced by `%s` (bench_test.go in the root package) just before the run above, on the same machine. RoundTrip is one GET through the emulator's TLS endpoint in front of redis-server; SubscribeUnsubscribe is what each new connection costs the provider; TokenParse is the per-rotation cost of reading a token.\n\n```\n%s\n```\n\n", r.MicroCmd, strings.TrimSpace(r.Micro))
+		w("## 5. Micro-benchmarks\n\nProduced by `%s` just before the run above, on the same machine. Root package (bench_test.go): RoundTrip is one GET through the emulator's TLS endpoint in front of redis-server; SubscribeUnsubscribe is what each new connection costs the provider; TokenParse is the per-rotation cost of reading a token. internal/reauth BenchmarkCommand is the re-auth wrapper's cost per command (one GET written and its reply read); internal/resp's are the RESP framer's scans. Goal: 0 allocs/op in internal/reauth and internal/resp.\n\n", r.MicroCmd)
+		if bs := parseMicro(r.Micro); len(bs) > 0 {
+			w("| package | benchmark | ns/op | B/op | **allocs/op** |\n|---|---|---:|---:|---:|\n")
+			for _, x := range bs {
+				pkg := strings.TrimPrefix(x.Pkg, "github.com/entraredis/entraredis")
+				if pkg == "" {
+					pkg = "(root)"
+				}
+				w("| %s | %s | %s | %s | **%s** |\n", pkg, x.Name, x.NsOp, x.BOp, x.AllocsOp)
+			}
+			w("\n")
+		}
+		w("```\n%s\n```\n\n", strings.TrimSpace(r.Micro))
 	}
 	r.rueidisMarkdown(w)
 	if notes != "" {
@@ -188,16 +218,17 @@ func (r *report) targets(b *strings.Builder, cfg config) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("## Targets\n\n| target | measured | |\n|---|---|---|\n")
 	if len(r.Steady) > 0 {
-		var parts []string
-		ok := true
+		var cpu, thr []string
+		cpuOK, thrOK := true, true
 		for _, s := range r.Steady {
-			med, _, _ := s.ratioSpread()
-			parts = append(parts, fmt.Sprintf("%d goroutines: %.3f (median round %.3f)", s.Goroutines, s.ratio(), med))
-			if s.ratio() < 0.98 {
-				ok = false
-			}
+			c, clo, chi := s.cpuSpread()
+			t, tlo, thi := s.ratioSpread()
+			cpu = append(cpu, fmt.Sprintf("G%d: %.3f (%.2f–%.2f) %s", s.Goroutines, c, clo, chi, verdict(s.cpuOK())))
+			thr = append(thr, fmt.Sprintf("G%d: %.3f (%.2f–%.2f) %s", s.Goroutines, t, tlo, thi, verdict(s.thrOK())))
+			cpuOK, thrOK = cpuOK && s.cpuOK(), thrOK && s.thrOK()
 		}
-		w("| steady throughput ratio to plain go-redis ≥ 0.98 on every row | %s | %s |\n", strings.Join(parts, "; "), verdict(ok))
+		w("| steady CPU per command ≤ 1.02 × plain go-redis (gate; median of %d interleaved rounds, min–max) | %s | %s |\n", r.Steady[0].Turns, strings.Join(cpu, "; "), verdict(cpuOK))
+		w("| steady throughput ≥ 0.98 × plain go-redis (median of %d interleaved rounds, min–max) | %s | %s |\n", r.Steady[0].Turns, strings.Join(thr, "; "), verdict(thrOK))
 	}
 	var ours []rotRow
 	for _, x := range r.Rotation {
@@ -206,23 +237,52 @@ func (r *report) targets(b *strings.Builder, cfg config) {
 		}
 	}
 	if len(ours) > 0 {
-		row := func(name string, f func(rotRow) float64, limit float64, format string) {
+		row := func(name string, f func(rotTurn) float64, latency bool, limit float64, format string) {
 			ok := true
 			var parts []string
 			for _, x := range ours {
-				v := f(x)
-				if v > limit+1e-9 {
+				m, lo, hi, cnt := x.perRoundN(f, latency)
+				if m > limit+1e-9 || (!latency && limit == 1 && m < 1-1e-9) || cnt == 0 {
 					ok = false
 				}
-				parts = append(parts, fmt.Sprintf("G%d/P%d: "+format, x.Goroutines, x.Pool, v))
+				parts = append(parts, fmt.Sprintf("G%d/P%d: "+format+" ("+format+"–"+format+")", x.Goroutines, x.Pool, m, lo, hi))
 			}
 			w("| %s | %s | %s |\n", name, strings.Join(parts, "; "), verdict(ok))
 		}
-		row("per rotation: 0 command errors", func(x rotRow) float64 { return x.per(x.Errs) }, 0, "%.2f")
-		row("per rotation: 0 extra dials", func(x rotRow) float64 { return x.per(x.Dials) }, 0, "%.2f")
-		row("per rotation: 0 connections closed for expiry", func(x rotRow) float64 { return x.per(x.ExpiryCloses) }, 0, "%.2f")
-		row("per rotation: 1 token request", func(x rotRow) float64 { return x.per(x.TokenRequests) }, 1, "%.2f")
-		row("p99 in the second after a rotation ≤ 1.2 × steady p99", func(x rotRow) float64 { return x.p99Ratio() }, 1.2, "%.2f×")
+		n := fmt.Sprintf("median of %d rounds, min–max", len(ours[0].Rounds))
+		row("rotation, per rotation: 0 command errors ("+n+")", errsPerRot, false, 0, "%.2f")
+		row("rotation, per rotation: 0 extra dials ("+n+")", dialsPerRot, false, 0, "%.2f")
+		row("rotation, per rotation: 0 connections closed for expiry ("+n+")", closesPerRot, false, 0, "%.2f")
+		row("rotation, per rotation: 1 token request ("+n+")", requestPerRot, false, 1, "%.2f")
+		row("rotation: p99 in the second after a rotation ≤ 1.1 × steady p99 ("+n+")", p99Ratio, true, 1.1, "%.2f×")
+	}
+	if plain := r.coldPlain(); plain > 0 {
+		for _, c := range r.Cold {
+			if c.Variant == coldOurs {
+				lo, hi := c.totalRange()
+				ratio := float64(c.Total) / float64(plain)
+				w("| cold start: NewClient + %d concurrent first commands ≤ 1.2 × plain go-redis, static password (median of %d runs) | %s (%s–%s) vs plain %s: %.2f× | %s |\n",
+					c.Goroutines, len(c.Totals), ms(c.Total), ms(lo), ms(hi), ms(plain), ratio, verdict(ratio <= 1.2))
+				w("| cold start: 1 token request | %d (most in a run) | %s |\n", c.TokenRequests, verdict(c.TokenRequests == 1))
+			}
+		}
+	}
+	if bs := parseMicro(r.Micro); len(bs) > 0 {
+		var parts []string
+		ok, n := true, 0
+		for _, x := range bs {
+			if !x.framer() {
+				continue
+			}
+			n++
+			parts = append(parts, fmt.Sprintf("%s %s: %s", strings.TrimPrefix(x.Pkg, "github.com/entraredis/entraredis/internal/"), x.Name, x.AllocsOp))
+			ok = ok && x.AllocsOp == "0"
+		}
+		if n > 0 {
+			w("| framer (internal/reauth, internal/resp): 0 allocs per command | %s | %s |\n", strings.Join(parts, "; "), verdict(ok))
+		} else {
+			w("| framer (internal/reauth, internal/resp): 0 allocs per command | not in the micro-benchmark output | **missed** |\n")
+		}
 	}
 	if len(r.RueidisSteady) > 0 {
 		var cpu, thr []string
@@ -246,10 +306,90 @@ func (r *report) targets(b *strings.Builder, cfg config) {
 		}
 		w("| rueidis per rotation: 0 errors / 0 expiry closes / 1 token request | %s | %s |\n", strings.Join(parts, "; "), verdict(ok))
 	}
-	for _, c := range r.Cold {
-		if c.Variant == "entraredis.NewClient" {
-			w("| cold start (%d goroutines): 1 token request | %d request(s), first reply %s after release | %s |\n", c.Goroutines, c.TokenRequests, ms(c.FirstReply), verdict(c.TokenRequests == 1))
+	w("\n")
+}
+
+// steadyOK is the row's verdict: the CPU gate and the throughput goal.
+func (r steadyRow) steadyOK() bool { return r.cpuOK() && r.thrOK() }
+
+func (r steadyRow) cpuOK() bool {
+	m, _, _ := r.cpuSpread()
+	return len(r.CPURatios) > 0 && m <= 1.02
+}
+
+func (r steadyRow) thrOK() bool {
+	m, _, _ := r.ratioSpread()
+	return m >= 0.98
+}
+
+// rotRounds and rotDur are the rounds and turn of kind's rotation rows.
+func (r *report) rotRounds(kind string) int {
+	for _, x := range r.Rotation {
+		if x.Kind == kind {
+			return len(x.Rounds)
 		}
 	}
-	w("\n")
+	return 0
+}
+
+func (r *report) rotDur(kind string) time.Duration {
+	for _, x := range r.Rotation {
+		if x.Kind == kind {
+			return x.Dur
+		}
+	}
+	return 0
+}
+
+// coldPlain is the plain client's median cold-start total (0: not measured).
+func (r *report) coldPlain() time.Duration {
+	for _, c := range r.Cold {
+		if c.Variant == coldPlain {
+			return c.Total
+		}
+	}
+	return 0
+}
+
+// microBench is one line of `go test -bench -benchmem` output.
+type microBench struct {
+	Pkg, Name           string
+	NsOp, BOp, AllocsOp string
+}
+
+// framer says whether b is one of the RESP framer's benchmarks.
+func (b microBench) framer() bool {
+	return strings.HasSuffix(b.Pkg, "/internal/reauth") || strings.HasSuffix(b.Pkg, "/internal/resp")
+}
+
+// parseMicro reads the benchmark lines of `go test -bench -benchmem` output
+// (value-unit pairs after the iteration count).
+func parseMicro(out string) []microBench {
+	var bs []microBench
+	pkg := ""
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == "pkg:" {
+			pkg = f[1]
+			continue
+		}
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		b := microBench{Pkg: pkg, Name: f[0]}
+		for i := 2; i+1 < len(f); i++ {
+			switch f[i+1] {
+			case "ns/op":
+				b.NsOp = f[i]
+			case "B/op":
+				b.BOp = f[i]
+			case "allocs/op":
+				b.AllocsOp = f[i]
+			}
+		}
+		if b.AllocsOp != "" {
+			bs = append(bs, b)
+		}
+	}
+	return bs
 }

@@ -16,72 +16,127 @@ import (
 // Provider kinds of the rotation runs.
 const (
 	kindOurs  = "entraredis"
+	kindOld   = "entraredis.Credentials (streaming provider)"
 	kindNaive = "naive streaming"
 	kindCPC   = "CredentialsProviderContext"
 )
 
+// rotPairs are the clients compared by interleaved rounds: ours against the
+// old mechanism (entraredis.Credentials as go-redis'
+// StreamingCredentialsProvider), and the two comparison providers against each
+// other (fewer rounds).
+var rotPairs = [][2]string{{kindOurs, kindOld}, {kindNaive, kindCPC}}
+
+// rotRow is one client at one goroutine count and pool size: its rounds
+// (one measured turn each) and the sums over them.
 type rotRow struct {
 	Kind             string
 	Goroutines, Pool int
-	Dur              time.Duration
+	Dur              time.Duration // of each turn
 	TokenLife        time.Duration
-	Rotations        int64
-	Ops, Errs        int64
-	OpsPerSec        float64
-	Dials            int64 // accepted during the measured run: beyond the warm pool
-	ExpiryCloses     int64
-	TokenRequests    int64 // GetToken calls during the run
-	Minted           int64
-	Auths            int64 // Auths+ReAuths during the run
-	ReAuths          int64
-	RefusedAuths     int64
-	SteadyP99        time.Duration // samples outside every post-rotation window
-	AfterP99         time.Duration // samples inside the windows, pooled
-	WorstAfterP99    time.Duration // the worst window's p99
-	AfterMax         time.Duration
-	SteadyMax        time.Duration
-	Windows          int
-	Event            string // what starts a window
-	FirstErrs        []string
+	Rounds           []rotTurn
+	rotTurn          // the sums over the rounds (latencies: of all samples)
 }
 
-func (r rotRow) per(n int64) float64 {
+// rotTurn is what one measured turn of one client saw.
+type rotTurn struct {
+	Rotations     int64
+	Ops, Errs     int64
+	OpsPerSec     float64
+	Dials         int64 // accepted during the measured turn: beyond the warm pool
+	ExpiryCloses  int64
+	TokenRequests int64 // GetToken calls during the turn
+	Minted        int64
+	Auths         int64 // Auths+ReAuths during the turn
+	ReAuths       int64
+	RefusedAuths  int64
+	SteadyP99     time.Duration // samples outside every post-rotation window
+	AfterP99      time.Duration // samples inside the windows, pooled
+	WorstAfterP99 time.Duration // the worst window's p99
+	AfterMax      time.Duration
+	SteadyMax     time.Duration
+	Windows       int
+	Event         string // what starts a window
+	FirstErrs     []string
+}
+
+func (r rotTurn) per(n int64) float64 {
 	if r.Rotations == 0 {
 		return float64(n)
 	}
 	return float64(n) / float64(r.Rotations)
 }
 
-func (r rotRow) p99Ratio() float64 {
+func (r rotTurn) p99Ratio() float64 {
 	if r.SteadyP99 == 0 {
 		return 0
 	}
 	return float64(r.AfterP99) / float64(r.SteadyP99)
 }
 
-// runRotations runs our client for cfg.RotDur at every goroutine count and
-// pool size, then (when cfg.RotCompare) the two comparison providers for
-// cfg.RotCmpDur each.
+// perRound returns the median, lowest and highest over the rounds of f,
+// counting only rounds with a rotation (and, for latency, a window).
+func (r rotRow) perRound(f func(rotTurn) float64, latency bool) (med, lo, hi float64) {
+	med, lo, hi, _ = r.perRoundN(f, latency)
+	return med, lo, hi
+}
+
+// perRoundN is perRound with the number of rounds counted.
+func (r rotRow) perRoundN(f func(rotTurn) float64, latency bool) (med, lo, hi float64, n int) {
+	var xs []float64
+	for _, t := range r.Rounds {
+		if t.Rotations == 0 || (latency && (t.Windows == 0 || t.SteadyP99 == 0)) {
+			continue
+		}
+		xs = append(xs, f(t))
+	}
+	if len(xs) == 0 && len(r.Rounds) == 0 { // a JSON from before the rounds
+		return f(r.rotTurn), f(r.rotTurn), f(r.rotTurn), 1
+	}
+	med, lo, hi = spread(xs)
+	return med, lo, hi, len(xs)
+}
+
+// Per-rotation figures of a turn, for perRound.
+var (
+	errsPerRot    = func(t rotTurn) float64 { return t.per(t.Errs) }
+	dialsPerRot   = func(t rotTurn) float64 { return t.per(t.Dials) }
+	closesPerRot  = func(t rotTurn) float64 { return t.per(t.ExpiryCloses) }
+	requestPerRot = func(t rotTurn) float64 { return t.per(t.TokenRequests) }
+	authsPerRot   = func(t rotTurn) float64 { return t.per(t.Auths) }
+	p99Ratio      = func(t rotTurn) float64 { return t.p99Ratio() }
+)
+
+// runRotations runs, at every goroutine count and pool size, interleaved
+// rounds of ours against the old mechanism (cfg.RotRounds turns of cfg.RotDur
+// each) and, when cfg.RotCompare, of the two comparison providers
+// (cfg.RotCmpRounds turns of cfg.RotCmpDur).
 func runRotations(ctx context.Context, cfg config, logf func(string, ...any)) ([]rotRow, error) {
 	var rows []rotRow
-	kinds := []string{kindOurs}
-	if cfg.RotCompare {
-		kinds = append(kinds, kindNaive, kindCPC)
-	}
-	for _, kind := range kinds {
-		d := cfg.RotDur
-		if kind != kindOurs {
-			d = cfg.RotCmpDur
+	for pi, pair := range rotPairs {
+		if pi > 0 && !cfg.RotCompare {
+			break
+		}
+		d, rounds := cfg.RotDur, cfg.RotRounds
+		if pi > 0 {
+			d, rounds = cfg.RotCmpDur, cfg.RotCmpRounds
 		}
 		for _, g := range cfg.RotConc {
 			for _, p := range cfg.RotPool {
-				row, err := runRotation(ctx, cfg, kind, g, p, d)
+				got, err := runRotationPair(ctx, cfg, pair, g, p, d, rounds)
 				if err != nil {
-					return rows, fmt.Errorf("%s G=%d P=%d: %w", kind, g, p, err)
+					return rows, fmt.Errorf("%s vs %s G=%d P=%d: %w", pair[0], pair[1], g, p, err)
 				}
-				logf("rotation %-27s G=%3d P=%2d %v: %d rotations, %d errors, %.1f dials/rot, %.1f expiry closes/rot, %.2f token req/rot, p99 after/steady %v/%v",
-					kind, g, p, d, row.Rotations, row.Errs, row.per(row.Dials), row.per(row.ExpiryCloses), row.per(row.TokenRequests), row.AfterP99, row.SteadyP99)
-				rows = append(rows, row)
+				for _, row := range got {
+					em, _, _ := row.perRound(errsPerRot, false)
+					dm, _, _ := row.perRound(dialsPerRot, false)
+					cm, _, _ := row.perRound(closesPerRot, false)
+					rm, _, _ := row.perRound(requestPerRot, false)
+					pm, _, _ := row.perRound(p99Ratio, true)
+					logf("rotation %-44s G=%3d P=%2d %d×%v: %d rotations; medians per rotation: %.2f errors, %.2f dials, %.2f expiry closes, %.2f token req, p99 after/steady %.2f",
+						row.Kind, g, p, len(row.Rounds), d, row.Rotations, em, dm, cm, rm, pm)
+				}
+				rows = append(rows, got...)
 				if ctx.Err() != nil {
 					return rows, ctx.Err()
 				}
@@ -91,109 +146,199 @@ func runRotations(ctx context.Context, cfg config, logf func(string, ...any)) ([
 	return rows, nil
 }
 
-func runRotation(ctx context.Context, cfg config, kind string, g, pool int, d time.Duration) (rotRow, error) {
-	row := rotRow{Kind: kind, Goroutines: g, Pool: pool, Dur: d, TokenLife: cfg.RotToken}
+// rotClient is one client of a rotation pair, on its own emulator and
+// redis-server (so that dials, closes and token requests are its own).
+type rotClient struct {
+	kind   string
+	srv    *entraredistest.Server
+	cred   *entraredistest.Credential
+	rdb    redis.UniversalClient
+	status func() entraredis.Status // ours and old
+	ts     *tokenSource             // naive and CPC
+	closes []func()
+
+	mu     sync.Mutex
+	events []time.Time // ours and old: each token installed after the first
+}
+
+func (c *rotClient) Close() {
+	for i := len(c.closes) - 1; i >= 0; i-- {
+		c.closes[i]()
+	}
+}
+
+func newRotClient(ctx context.Context, cfg config, kind string, pool int) (*rotClient, error) {
 	srv, err := startServer(cfg.RotToken)
 	if err != nil {
-		return row, err
+		return nil, err
 	}
-	defer srv.Close()
-	cred := srv.Credential()
+	c := &rotClient{kind: kind, srv: srv, cred: srv.Credential(), closes: []func(){func() { srv.Close() }}}
 	base := redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool}
-
-	var (
-		rdb    redis.UniversalClient
-		mu     sync.Mutex
-		ourEvs []time.Time
-		ours   *entraredis.Client
-		ts     *tokenSource
-	)
+	first := true
+	opts := &entraredis.Options{Logger: quiet, OnTokenRefreshed: func(entraredis.TokenRefreshed) {
+		c.mu.Lock()
+		if !first {
+			c.events = append(c.events, time.Now())
+		}
+		first = false
+		c.mu.Unlock()
+	}}
 	switch kind {
 	case kindOurs:
-		first := true
-		ours, err = entraredis.NewClient(ctx, cred, &base, &entraredis.Options{Logger: quiet, OnTokenRefreshed: func(entraredis.TokenRefreshed) {
-			mu.Lock()
-			if !first {
-				ourEvs = append(ourEvs, time.Now())
-			}
-			first = false
-			mu.Unlock()
-		}})
+		ours, err := entraredis.NewClient(ctx, c.cred, &base, opts)
 		if err != nil {
-			return row, err
+			c.Close()
+			return nil, err
 		}
-		rdb = ours
-		row.Event = "token installed"
+		c.rdb, c.status = ours, ours.Status
+	case kindOld:
+		creds, err := entraredis.NewCredentials(c.cred, opts)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c.closes = append(c.closes, func() { creds.Close() })
+		if err := creds.WaitReady(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		o := base
+		o.StreamingCredentialsProvider = creds
+		c.rdb, c.status = redis.NewClient(&o), creds.Status
 	case kindNaive:
-		n, err := newNaiveStreaming(ctx, cred, cred.ObjectID())
+		n, err := newNaiveStreaming(ctx, c.cred, c.cred.ObjectID())
 		if err != nil {
-			return row, err
+			c.Close()
+			return nil, err
 		}
-		defer n.Close()
-		ts = n.ts
+		c.closes = append(c.closes, n.Close)
 		o := base
 		o.StreamingCredentialsProvider = n
-		rdb = redis.NewClient(&o)
-		row.Event = "token installed"
+		c.rdb, c.ts = redis.NewClient(&o), n.ts
 	case kindCPC:
-		c, err := newCachedProvider(ctx, cred, cred.ObjectID())
+		p, err := newCachedProvider(ctx, c.cred, c.cred.ObjectID())
 		if err != nil {
-			return row, err
+			c.Close()
+			return nil, err
+		}
+		c.closes = append(c.closes, p.Close)
+		o := base
+		o.CredentialsProviderContext = p.credentials
+		c.rdb, c.ts = redis.NewClient(&o), p.ts
+	}
+	c.closes = append(c.closes, func() { c.rdb.Close() })
+	return c, nil
+}
+
+// runRotationPair builds both clients of pair, warms them up, and runs rounds
+// interleaved rounds of one d turn of each.
+func runRotationPair(ctx context.Context, cfg config, pair [2]string, g, pool int, d time.Duration, rounds int) ([]rotRow, error) {
+	var cs [2]*rotClient
+	rows := make([]rotRow, 2)
+	for i, kind := range pair {
+		c, err := newRotClient(ctx, cfg, kind, pool)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", kind, err)
 		}
 		defer c.Close()
-		ts = c.ts
-		o := base
-		o.CredentialsProviderContext = c.credentials
-		rdb = redis.NewClient(&o)
-		row.Event = "previous token expired"
+		if err := warmUp(ctx, c.rdb, g, cfg.RotWarm, "rot"); err != nil {
+			return nil, fmt.Errorf("%s: %w", kind, err)
+		}
+		cs[i] = c
+		rows[i] = rotRow{Kind: kind, Goroutines: g, Pool: pool, Dur: d, TokenLife: cfg.RotToken}
 	}
-	defer rdb.Close()
+	err := alternate(ctx, rounds, func(_, i int) error {
+		rows[i].Rounds = append(rows[i].Rounds, cs[i].turn(ctx, cfg, g, d))
+		return nil
+	})
+	for i := range rows {
+		rows[i].rotTurn = sumTurns(rows[i].Rounds)
+	}
+	return rows, err
+}
 
-	if err := warmUp(ctx, rdb, g, cfg.RotWarm, "rot"); err != nil {
-		return row, err
+// sumTurns adds the counts of the turns; the latencies are the worst turn's
+// (each turn's samples are relative to its own start, so they are not pooled).
+func sumTurns(ts []rotTurn) rotTurn {
+	var s rotTurn
+	var secs float64
+	for _, t := range ts {
+		s.Rotations += t.Rotations
+		s.Ops += t.Ops
+		s.Errs += t.Errs
+		if t.OpsPerSec > 0 {
+			secs += float64(t.Ops) / t.OpsPerSec
+		}
+		s.Dials += t.Dials
+		s.ExpiryCloses += t.ExpiryCloses
+		s.TokenRequests += t.TokenRequests
+		s.Minted += t.Minted
+		s.Auths += t.Auths
+		s.ReAuths += t.ReAuths
+		s.RefusedAuths += t.RefusedAuths
+		s.Windows += t.Windows
+		s.SteadyP99 = max(s.SteadyP99, t.SteadyP99)
+		s.AfterP99 = max(s.AfterP99, t.AfterP99)
+		s.WorstAfterP99 = max(s.WorstAfterP99, t.WorstAfterP99)
+		s.AfterMax = max(s.AfterMax, t.AfterMax)
+		s.SteadyMax = max(s.SteadyMax, t.SteadyMax)
+		s.Event = t.Event
+		if len(s.FirstErrs) < 5 {
+			s.FirstErrs = append(s.FirstErrs, t.FirstErrs...)
+		}
 	}
-	before := srv.Stats()
-	req0, minted0 := cred.Requests(), cred.Minted()
+	if secs > 0 {
+		s.OpsPerSec = float64(s.Ops) / secs
+	}
+	return s
+}
+
+// turn measures one turn of d under load from g goroutines.
+func (c *rotClient) turn(ctx context.Context, cfg config, g int, d time.Duration) rotTurn {
+	var t rotTurn
+	before := c.srv.Stats()
+	req0, minted0 := c.cred.Requests(), c.cred.Minted()
 	var rot0 int64
-	if ours != nil {
-		rot0 = ours.Status().Rotations
+	if c.status != nil {
+		rot0 = c.status().Rotations
 	}
 	origin := time.Now()
-	res := runLoad(ctx, rdb, g, d, origin, "rot")
+	res := runLoad(ctx, c.rdb, g, d, origin, "rot")
 	end := origin.Add(res.elapsed)
-	after := srv.Stats()
+	after := c.srv.Stats()
 
-	row.Ops, row.Errs, row.OpsPerSec, row.FirstErrs = res.ops, res.errs, res.opsPerSec(), res.firstErrs
-	row.Dials = after.Accepted - before.Accepted
-	row.ExpiryCloses = after.ExpiryCloses - before.ExpiryCloses
-	row.TokenRequests = cred.Requests() - req0
-	row.Minted = cred.Minted() - minted0
-	row.Auths = (after.Auths - before.Auths) + (after.ReAuths - before.ReAuths)
-	row.ReAuths = after.ReAuths - before.ReAuths
-	row.RefusedAuths = after.RefusedAuths - before.RefusedAuths
+	t.Ops, t.Errs, t.OpsPerSec, t.FirstErrs = res.ops, res.errs, res.opsPerSec(), res.firstErrs
+	t.Dials = after.Accepted - before.Accepted
+	t.ExpiryCloses = after.ExpiryCloses - before.ExpiryCloses
+	t.TokenRequests = c.cred.Requests() - req0
+	t.Minted = c.cred.Minted() - minted0
+	t.Auths = (after.Auths - before.Auths) + (after.ReAuths - before.ReAuths)
+	t.ReAuths = after.ReAuths - before.ReAuths
+	t.RefusedAuths = after.RefusedAuths - before.RefusedAuths
 
 	var events []time.Time
-	switch kind {
-	case kindOurs:
-		row.Rotations = ours.Status().Rotations - rot0
-		mu.Lock()
-		events = slices.Clone(ourEvs)
-		mu.Unlock()
+	switch c.kind {
+	case kindOurs, kindOld:
+		t.Rotations = c.status().Rotations - rot0
+		c.mu.Lock()
+		events = slices.Clone(c.events)
+		c.mu.Unlock()
+		t.Event = "token installed"
 	case kindNaive:
-		inst, _ := ts.rotations()
-		events = inst
+		events, _ = c.ts.rotations()
+		t.Event = "token installed"
 	case kindCPC:
-		_, exp := ts.rotations()
-		events = exp
+		_, events = c.ts.rotations()
+		t.Event = "previous token expired"
 	}
-	if kind != kindOurs {
-		inst, _ := ts.rotations()
-		row.Rotations = int64(countIn(inst, origin, end))
+	if c.ts != nil {
+		inst, _ := c.ts.rotations()
+		t.Rotations = int64(countIn(inst, origin, end))
 	}
 	windows := windowsIn(events, origin, end, cfg.RotWindow)
-	row.Windows = len(windows)
-	row.SteadyP99, row.SteadyMax, row.AfterP99, row.WorstAfterP99, row.AfterMax = windowStats(res.samples, origin, windows, cfg.RotWindow)
-	return row, nil
+	t.Windows = len(windows)
+	t.SteadyP99, t.SteadyMax, t.AfterP99, t.WorstAfterP99, t.AfterMax = windowStats(res.samples, origin, windows, cfg.RotWindow)
+	return t
 }
 
 func countIn(ts []time.Time, from, to time.Time) int {
@@ -254,5 +399,3 @@ func windowStats(ss []sample, origin time.Time, wins []uint32, w time.Duration) 
 	}
 	return sl.q(0.99), sl.max(), al.q(0.99), worstP99, al.max()
 }
-
-var _ = entraredistest.Stats{}

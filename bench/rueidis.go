@@ -44,12 +44,8 @@ func (x rueidisRotRow) per(n int64) float64 {
 }
 
 func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
+	m, _, _ := spread(xs)
+	return m
 }
 
 // rueidisOp is kvOp on a rueidis client.
@@ -98,12 +94,7 @@ func runRueidisSteady(ctx context.Context, cfg config, logf func(string, ...any)
 			return nil, err
 		}
 		row := rueidisSteadyRow{Goroutines: g, Ours: summarize(res[0]), Plain: summarize(res[1]), Rounds: cfg.SteadyRounds, OpsRatios: ratios}
-		for i := range res[0] {
-			a, b := res[0][i], res[1][i]
-			if a.ops > 0 && b.ops > 0 && b.cpu > 0 {
-				row.CPURatios = append(row.CPURatios, (float64(a.cpu)/float64(a.ops))/(float64(b.cpu)/float64(b.ops)))
-			}
-		}
+		row.CPURatios = cpuRatios(res)
 		logf("rueidis steady %3d goroutines: ours %.0f ops/s %.1f µs/op, plain %.0f ops/s %.1f µs/op; medians: throughput %.3f, CPU %.3f",
 			g, row.Ours.OpsPerSec, us(row.Ours.CPUPerOp), row.Plain.OpsPerSec, us(row.Plain.CPUPerOp), median(row.OpsRatios), median(row.CPURatios))
 		rows = append(rows, row)
@@ -160,11 +151,11 @@ func runRueidisRotation(ctx context.Context, cfg config, logf func(string, ...an
 			}
 			st0, _ := rueidisentra.Status(c)
 			before := t.stats()
-			res := runOps(ctx, op, g, cfg.RotDur, time.Now(), "rot")
+			res := runOps(ctx, op, g, cfg.RueidisRotDur, time.Now(), "rot")
 			st, _ := rueidisentra.Status(c)
 			after := t.stats()
 			c.Close()
-			row := rueidisRotRow{Topology: t.name, Goroutines: g, Dur: cfg.RotDur, Rotations: st.Rotations - st0.Rotations,
+			row := rueidisRotRow{Topology: t.name, Goroutines: g, Dur: cfg.RueidisRotDur, Rotations: st.Rotations - st0.Rotations,
 				Ops: res.ops, Errs: res.errs, OpsPerSec: res.opsPerSec(), Dials: after.Accepted - before.Accepted,
 				ExpiryCloses: after.ExpiryCloses - before.ExpiryCloses, TokenRequests: st.TokenRequests - st0.TokenRequests,
 				ReAuths: after.ReAuths - before.ReAuths, Conns: st.Conns.Current + st.Conns.Older, FirstErrs: res.firstErrs}
@@ -172,7 +163,7 @@ func runRueidisRotation(ctx context.Context, cfg config, logf func(string, ...an
 				t.name, g, row.Rotations, row.Errs, row.per(row.Dials), row.per(row.ExpiryCloses), row.per(row.TokenRequests), row.per(row.ReAuths), row.Conns)
 			rows = append(rows, row)
 			if row.Rotations == 0 {
-				return rows, errors.New("no rotation: make -rot-dur longer than -rot-token")
+				return rows, errors.New("no rotation: make -rueidis-rot-dur longer than -rot-token")
 			}
 			if ctx.Err() != nil {
 				return rows, ctx.Err()
@@ -201,7 +192,7 @@ func (r *report) rueidisMarkdown(w func(string, ...any)) {
 		w("\n")
 	}
 	if len(r.RueidisRotation) > 0 {
-		w("Rotation under load: tokens of %v, each run %v after a %v warm-up, one rueidisentra client; counts per rotation from the emulator (dials, expiry closes, re-AUTHs) and from the client's Status (rotations, token requests).\n\n", r.Config.RotToken, r.Config.RotDur, r.Config.RotWarm)
+		w("Rotation under load: tokens of %v, each run %v after a %v warm-up, one rueidisentra client; counts per rotation from the emulator (dials, expiry closes, re-AUTHs) and from the client's Status (rotations, token requests).\n\n", r.Config.RotToken, r.RueidisRotation[0].Dur, r.Config.RotWarm)
 		w("| topology | G | rotations | ops/s | errors | dials/rot | expiry closes/rot | token requests/rot | re-AUTHs/rot | connections |\n")
 		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, x := range r.RueidisRotation {

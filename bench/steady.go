@@ -26,17 +26,14 @@ type steadyRow struct {
 	Ours, Plain      clientStat
 	Turns            int
 	RoundRatios      []float64 // ours/plain throughput of each round
+	CPURatios        []float64 // ours/plain CPU per command of each round
 }
 
 // ratioSpread returns the median, lowest and highest per-round ratio.
-func (r steadyRow) ratioSpread() (med, lo, hi float64) {
-	if len(r.RoundRatios) == 0 {
-		return 0, 0, 0
-	}
-	s := slices.Clone(r.RoundRatios)
-	slices.Sort(s)
-	return s[len(s)/2], s[0], s[len(s)-1]
-}
+func (r steadyRow) ratioSpread() (med, lo, hi float64) { return spread(r.RoundRatios) }
+
+// cpuSpread returns the median, lowest and highest per-round CPU ratio.
+func (r steadyRow) cpuSpread() (med, lo, hi float64) { return spread(r.CPURatios) }
 
 func (r steadyRow) ratio() float64 {
 	if r.Plain.OpsPerSec == 0 {
@@ -95,7 +92,7 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 		}
 		ours.Close()
 		plain.Close()
-		row := steadyRow{Goroutines: g, Pool: pool, Turns: cfg.SteadyRounds, Ours: summarize(res[0]), Plain: summarize(res[1]), RoundRatios: ratios}
+		row := steadyRow{Goroutines: g, Pool: pool, Turns: cfg.SteadyRounds, Ours: summarize(res[0]), Plain: summarize(res[1]), RoundRatios: ratios, CPURatios: cpuRatios(res)}
 		logf("steady %3d goroutines: entraredis %.0f ops/s p99 %v, plain %.0f ops/s p99 %v, ratio %.3f",
 			g, row.Ours.OpsPerSec, row.Ours.P99, row.Plain.OpsPerSec, row.Plain.P99, row.ratio())
 		rows = append(rows, row)
@@ -118,24 +115,69 @@ func interleave(ctx context.Context, cfg config, g int, ops [2]kvOp, names [2]st
 			return res, nil, fmt.Errorf("%s: %w", names[i], err)
 		}
 	}
-	for round := 0; round < cfg.SteadyRounds; round++ {
-		order := []int{0, 1}
-		if round%2 == 1 {
-			order = []int{1, 0}
-		}
-		var rr [2]float64
-		for _, i := range order {
-			cpu0 := processCPU()
-			r := runOps(ctx, ops[i], g, cfg.SteadyDur, time.Now(), "steady")
-			r.cpu = processCPU() - cpu0
-			res[i] = append(res[i], r)
-			rr[i] = r.opsPerSec()
-		}
-		if rr[1] > 0 {
-			ratios = append(ratios, rr[0]/rr[1])
+	err = alternate(ctx, cfg.SteadyRounds, func(round, i int) error {
+		cpu0 := processCPU()
+		r := runOps(ctx, ops[i], g, cfg.SteadyDur, time.Now(), "steady")
+		r.cpu = processCPU() - cpu0
+		res[i] = append(res[i], r)
+		return nil
+	})
+	if err != nil {
+		return res, nil, err
+	}
+	for round := range res[1] {
+		if b := res[1][round].opsPerSec(); b > 0 && round < len(res[0]) {
+			ratios = append(ratios, res[0][round].opsPerSec()/b)
 		}
 	}
 	return res, ratios, nil
+}
+
+// alternate runs rounds rounds of one turn of each of two clients, the order
+// flipping every round (A,B,B,A,A,B,...: linear drift cancels): turn(round,
+// i) measures client i. It stops at the first error or when ctx ends. This is
+// the one interleaving of the program (steady state, rotation, rueidis).
+func alternate(ctx context.Context, rounds int, turn func(round, i int) error) error {
+	for round := 0; round < rounds && ctx.Err() == nil; round++ {
+		order := [2]int{0, 1}
+		if round%2 == 1 {
+			order = [2]int{1, 0}
+		}
+		for _, i := range order {
+			if err := turn(round, i); err != nil {
+				return err
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// cpuRatios returns, per round, client 0's CPU per command over client 1's.
+func cpuRatios(res [2][]*loadResult) []float64 {
+	var out []float64
+	for i := range min(len(res[0]), len(res[1])) {
+		a, b := res[0][i], res[1][i]
+		if a.ops > 0 && b.ops > 0 && b.cpu > 0 {
+			out = append(out, (float64(a.cpu)/float64(a.ops))/(float64(b.cpu)/float64(b.ops)))
+		}
+	}
+	return out
+}
+
+// spread returns the median (of an even count: the mean of the two middle
+// values), lowest and highest of xs (zeros when empty).
+func spread(xs []float64) (med, lo, hi float64) {
+	n := len(xs)
+	if n == 0 {
+		return 0, 0, 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	med = s[n/2]
+	if n%2 == 0 {
+		med = (s[n/2-1] + s[n/2]) / 2
+	}
+	return med, s[0], s[n-1]
 }
 
 // summarize pools the turns of one client.
