@@ -349,11 +349,8 @@ type probeKey struct{}
 // it authenticates and re-authenticates itself (see conns). Being the Dialer,
 // the wrapper sits below every go-redis hook: a DialHook of the user's that
 // wraps the net.Conn sees go-redis' bytes only, never an AUTH.
-func (h *hook) dialer(user func(ctx context.Context, network, addr string) (net.Conn, error), timeout time.Duration, tlsConf *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	dial := user
-	if dial == nil {
-		dial = redis.NewDialer(&redis.Options{DialTimeout: timeout, TLSConfig: tlsConf})
-	}
+func (h *hook) dialer(user dialFunc, timeout time.Duration, tlsConf *tls.Config) dialFunc {
+	dial := checkedDialer(user, timeout, tlsConf)
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		probe, checked := ctx.Value(probeKey{}).(bool)
 		if !checked { // not dialed through the client's DialHook
@@ -366,14 +363,33 @@ func (h *hook) dialer(user func(ctx context.Context, network, addr string) (net.
 		if err != nil {
 			return nil, err
 		}
+		return h.conns.wrap(nc, probe)
+	}
+}
+
+// dialFunc is the type of go-redis' Options.Dialer.
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// checkedDialer dials with the user's Dialer, or go-redis' own with tlsConf
+// when there is none, and refuses a connection that is not TLS, before
+// anything is written on it, unless tlsConf is nil (Options.Plaintext, checked
+// to be loopback). Every connection the library authenticates is dialed
+// through it.
+func checkedDialer(user dialFunc, timeout time.Duration, tlsConf *tls.Config) dialFunc {
+	dial := user
+	if dial == nil {
+		dial = redis.NewDialer(&redis.Options{DialTimeout: timeout, TLSConfig: tlsConf})
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
 		if _, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); tlsConf != nil && !ok {
 			nc.Close()
-			if probe {
-				h.creds.src.ProbeUnused()
-			}
 			return nil, fmt.Errorf("entraredis: redis.Options.Dialer returned a %T, not a TLS connection, and the token would cross the network in clear: return tls.Client(conn, TLSConfig) from it (with the TLSConfig of the options, which entraredis completes), or set Options.Plaintext for a local emulator", nc)
 		}
-		return h.conns.wrap(nc, probe)
+		return nc, nil
 	}
 }
 

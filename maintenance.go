@@ -3,9 +3,7 @@ package entraredis
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
 	"net"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -43,17 +41,12 @@ func startMaintenance(src *entratoken.Source, o, user *redis.Options) (*azsub.Su
 	return azsub.ForSource(src, host, o.Protocol, o.ReadTimeout, maintenanceDialer(o, user))
 }
 
-// maintenanceDialer dials like go-redis: the caller's Dialer when set, else
-// TCP (keep-alive as go-redis) with the client's TLS configuration.
+// maintenanceDialer dials like the client's own connections (see
+// checkedDialer): the caller's Dialer when set, else go-redis' dialer with the
+// client's TLS configuration; a connection without TLS is refused unless
+// Options.Plaintext.
 func maintenanceDialer(o, user *redis.Options) func(context.Context) (net.Conn, error) {
 	network := cmp.Or(o.Network, "tcp")
-	if d := user.Dialer; d != nil {
-		return func(ctx context.Context) (net.Conn, error) { return d(ctx, network, o.Addr) }
-	}
-	nd := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 5 * time.Minute}
-	if o.TLSConfig == nil {
-		return func(ctx context.Context) (net.Conn, error) { return nd.DialContext(ctx, network, o.Addr) }
-	}
-	td := &tls.Dialer{NetDialer: nd, Config: o.TLSConfig}
-	return func(ctx context.Context) (net.Conn, error) { return td.DialContext(ctx, network, o.Addr) }
+	dial := checkedDialer(user.Dialer, o.DialTimeout, o.TLSConfig)
+	return func(ctx context.Context) (net.Conn, error) { return dial(ctx, network, o.Addr) }
 }
