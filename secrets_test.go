@@ -11,39 +11,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/internal/tokenspy"
 )
 
 // recordingCred remembers every token its credential hands out.
-type recordingCred struct {
-	inner azcore.TokenCredential
-
-	mu   sync.Mutex // guards toks
-	toks []string
-}
-
-func (c *recordingCred) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	tok, err := c.inner.GetToken(ctx, o)
-	if err == nil {
-		c.mu.Lock()
-		c.toks = append(c.toks, tok.Token)
-		c.mu.Unlock()
-	}
-	return tok, err
-}
+type recordingCred struct{ *tokenspy.Credential }
 
 // secrets returns the parts of the handed-out tokens that identify them: a
 // JWT's header is the same for every token, its payload and signature are not.
-func (c *recordingCred) secrets() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c recordingCred) secrets() []string {
 	var s []string
-	for _, t := range c.toks {
+	for _, t := range c.Tokens() {
 		parts := strings.Split(t, ".")
 		if len(parts) != 3 || len(parts[1]) < 16 || len(parts[2]) < 16 {
 			panic("not a JWT")
@@ -90,7 +72,7 @@ func TestNoTokenInLogsOrErrors(t *testing.T) {
 
 	good := srv.Credential()
 	stranger := srv.Issuer().NewCredential(entraredistest.CredentialOptions{Lifetime: 2 * time.Second})
-	cred := &recordingCred{inner: &strangerSecond{good: good, stranger: stranger}}
+	cred := recordingCred{tokenspy.New(&strangerSecond{good: good, stranger: stranger})}
 	var mu sync.Mutex
 	var seen []error // errors the callbacks were given
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -115,7 +97,7 @@ func TestNoTokenInLogsOrErrors(t *testing.T) {
 		t.Fatalf("%d rotations, %d refused re-AUTHs: the test proves nothing", st.Rotations, st.ReauthFailures)
 	}
 
-	refused := &recordingCred{inner: srv.Issuer().NewCredential(entraredistest.CredentialOptions{})}
+	refused := recordingCred{tokenspy.New(srv.Issuer().NewCredential(entraredistest.CredentialOptions{}))}
 	rdb2, err := entraredis.NewClient(ctx, refused, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig()}, &entraredis.Options{Logger: logger})
 	if err != nil {
 		t.Fatal(err)

@@ -12,48 +12,32 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"go.uber.org/goleak"
 
 	"github.com/entraredis/entraredis/entraredistest"
 	"github.com/entraredis/entraredis/internal/doctor"
+	"github.com/entraredis/entraredis/internal/tokenspy"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// recordingCred wraps a credential and remembers every token it handed out,
-// so that tests can check none of them reaches the output.
-type recordingCred struct {
-	azcore.TokenCredential
-	mu     sync.Mutex
-	tokens []string
-}
+// recordingCred remembers every token it handed out, so that tests can
+// check none of them reaches the output.
+type recordingCred struct{ *tokenspy.Credential }
 
-func (r *recordingCred) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	tok, err := r.TokenCredential.GetToken(ctx, o)
-	if err == nil {
-		r.mu.Lock()
-		r.tokens = append(r.tokens, tok.Token)
-		r.mu.Unlock()
-	}
-	return tok, err
-}
-
-func (r *recordingCred) assertAbsent(t *testing.T, outs ...string) {
+func (r recordingCred) assertAbsent(t *testing.T, outs ...string) {
 	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.tokens) == 0 {
+	tokens := r.Tokens()
+	if len(tokens) == 0 {
 		t.Fatal("the credential handed out no token: nothing checked")
 	}
-	for _, tok := range r.tokens {
+	for _, tok := range tokens {
 		sig := tok[strings.LastIndex(tok, ".")+1:]
 		for _, out := range outs {
 			if strings.Contains(out, tok) || strings.Contains(out, sig) {
@@ -64,8 +48,8 @@ func (r *recordingCred) assertAbsent(t *testing.T, outs ...string) {
 }
 
 // testEnv makes the command use cred and trust the emulator's CA.
-func testEnv(srv *entraredistest.Server, cred azcore.TokenCredential) (env, *recordingCred) {
-	rc := &recordingCred{TokenCredential: cred}
+func testEnv(srv *entraredistest.Server, cred azcore.TokenCredential) (env, recordingCred) {
+	rc := recordingCred{tokenspy.New(cred)}
 	e := env{
 		newCredential: func(o doctor.CredentialOptions) (*doctor.Credential, error) {
 			if o.Kind != "default" {
