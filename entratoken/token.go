@@ -61,15 +61,15 @@ func (t Token) Generation() uint64 {
 	return t.t.generation
 }
 
-// RefreshMargin returns how long before ExpiresOn the refresher starts asking
-// for the next token: Options.RefreshBefore capped at half the token's life.
-// A client layer uses it to retire connections that are never
-// re-authenticated before their token expires.
-func (t Token) RefreshMargin() time.Duration {
+// ReauthSpread returns the window over which this token is handed to live
+// connections: Options.ReauthSpread capped by the token's life (at most a
+// quarter of the refresh margin), the rule of the Source's own hand-out. A
+// client layer that paces connections itself (rueidisentra) uses it.
+func (t Token) ReauthSpread() time.Duration {
 	if t.t == nil {
 		return 0
 	}
-	return t.t.tm.margin
+	return t.t.tm.spread
 }
 
 // IsZero reports whether t holds no token.

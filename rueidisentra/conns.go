@@ -97,7 +97,7 @@ func (r *conns) handoutFor(tok entratoken.Token) handout {
 	}
 	h = handout{gen: tok.Generation(), expires: tok.ExpiresOn(), arrival: arrival}
 	if r.newest.gen != 0 {
-		h.window = windowFor(spreadFor(r.src.Options(), tok.ExpiresOn().Sub(arrival)), arrival, r.newest.expires)
+		h.window = windowFor(tok.ReauthSpread(), arrival, r.newest.expires)
 	}
 	r.newest = h
 	return h

@@ -3,8 +3,6 @@ package rueidisentra
 import (
 	"math"
 	"time"
-
-	"github.com/entraredis/entraredis/entratoken"
 )
 
 // handout is one token's hand-out to a client's connections: each connection
@@ -84,18 +82,9 @@ func decide(now time.Time, cur uint64, curExp time.Time, newest handout, next ti
 	return s
 }
 
-// spreadFor is the hand-out spread for a token of the given life: o's
-// ReauthSpread (defaults applied, see Source.Options), capped at a quarter of
-// the refresh margin, itself at most half the life: the rule of the core's
-// own hand-out (entratoken's Options.timingFor), which it does not export.
-func spreadFor(o entratoken.Options, life time.Duration) time.Duration {
-	margin := max(min(o.RefreshBefore, life/2), 10*time.Millisecond)
-	return max(min(o.ReauthSpread, margin/4), 0)
-}
-
 // windowFor is the hand-out window of a token that arrived at arrival and
 // replaces one expiring at prevExp: the configured spread (capped by the
-// token's lifetime, see spreadFor), and at most half of the previous token's
+// token's lifetime, see entratoken.Token.ReauthSpread), and at most half of the previous token's
 // remaining life, so that the last connection moves long before it expires.
 func windowFor(spread time.Duration, arrival, prevExp time.Time) time.Duration {
 	return max(min(spread, prevExp.Sub(arrival)/2), 0)
