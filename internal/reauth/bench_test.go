@@ -50,3 +50,35 @@ func BenchmarkCommand(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCommandManyConns is BenchmarkCommand spread over 256 connections
+// in turn, as a busy pool uses them: each command finds its connection's
+// state out of the nearest caches.
+func BenchmarkCommandManyConns(b *testing.B) {
+	const n = 256
+	conns := make([]*Conn[testToken], n)
+	cmd := encode("GET", "key:000000001")
+	buf := make([]byte, 64)
+	for i := range conns {
+		c, err := New[testToken](&replyConn{reply: []byte("$3\r\nabc\r\n")}, &testSource{cur: tokenN(1)}, Config{Logger: discard})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Write(cmd)
+		c.Read(buf)
+		conns[i] = c
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		c := conns[i%n]
+		i++
+		if _, err := c.Write(cmd); err != nil {
+			b.Fatal(err)
+		}
+		if n, err := c.Read(buf); err != nil || n != 9 {
+			b.Fatal(n, err)
+		}
+	}
+}

@@ -60,6 +60,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/entraredis/entraredis/internal/resp"
@@ -197,6 +198,13 @@ type Conn[T Token] struct {
 	kicked      bool
 	retireNoted bool
 	wg          sync.WaitGroup
+
+	// Lock-free copies of three fields above, stored under mu whenever the
+	// field changes, so that a command and its reply take mu once each in the
+	// steady state. A stale value costs at most a lock or a delay (see each use).
+	fatalHint   atomic.Bool  // fatal != nil
+	pendingHint atomic.Bool  // hasPending
+	authsHint   atomic.Int32 // st.auths: replies of the wrapper's AUTHs still owed
 }
 
 // New wraps nc. It takes the current token from src for the connection's
@@ -230,6 +238,7 @@ func (c *Conn[T]) OnToken(tok T) {
 	c.locked(func() {
 		if tok.Generation() > c.authGen && c.fatal == nil && !c.closed && c.st.retired == "" {
 			c.pending, c.hasPending = tok, true
+			c.pendingHint.Store(true)
 			kick = true
 		}
 	})
@@ -253,8 +262,13 @@ func (c *Conn[T]) locked(f func()) {
 	f()
 }
 
-// failed returns the connection's final error, if any.
+// failed returns the connection's final error, if any. A fatal error set by
+// another goroutine at the same moment may be seen only by the next call, as
+// it would be had that goroutine been a moment later.
 func (c *Conn[T]) failed() (err error) {
+	if !c.fatalHint.Load() {
+		return nil
+	}
 	c.locked(func() { err = c.fatal })
 	return err
 }
@@ -264,6 +278,7 @@ func (c *Conn[T]) fail(err error) (final error) {
 	c.locked(func() {
 		if c.fatal == nil {
 			c.fatal = err
+			c.fatalHint.Store(true)
 		}
 		final = c.fatal
 	})
@@ -300,7 +315,7 @@ func (c *Conn[T]) injectLocked(newest T, blocking bool) (tok T, ok bool) {
 		return tok, false
 	}
 	if c.hasPending && c.pending.Generation() <= c.authGen {
-		c.hasPending = false
+		c.setPendingLocked(false)
 	}
 	switch {
 	case blocking && newest.Generation() > c.authGen:
@@ -311,16 +326,34 @@ func (c *Conn[T]) injectLocked(newest T, blocking bool) (tok T, ok bool) {
 		return tok, false
 	}
 	if c.hasPending && c.pending.Generation() <= tok.Generation() {
-		c.hasPending = false
+		c.setPendingLocked(false)
 	}
 	c.wroteAuthLocked(tok, false)
 	return tok, true
+}
+
+func (c *Conn[T]) setPendingLocked(v bool) {
+	c.hasPending = v
+	c.pendingHint.Store(v)
+}
+
+// injectIfPending is injectLocked(zero, false) behind the pending hint: with
+// no token pending nothing is written and mu is not taken. A token handed
+// over at this very moment is missed here and written by the wrapper's
+// goroutine that OnToken starts.
+func (c *Conn[T]) injectIfPending() (tok T, ok bool) {
+	if !c.pendingHint.Load() {
+		return tok, false
+	}
+	c.locked(func() { tok, ok = c.injectLocked(tok, false) })
+	return tok, ok
 }
 
 // wroteAuthLocked records an AUTH about to be written.
 func (c *Conn[T]) wroteAuthLocked(tok T, first bool) {
 	g := tok.Generation()
 	c.st.pushAuth(g, first)
+	c.authsHint.Store(int32(c.st.auths))
 	if g > c.authGen {
 		c.authGen = g
 	}
@@ -380,6 +413,23 @@ func (c *Conn[T]) write(p []byte) error {
 	for i, start := scanned, 0; i < len(data); {
 		if !c.cmd.InFrame() {
 			start = i
+			// The fast path: a whole command that is not special.
+			if n, name, _, ok := resp.ScanCommand(data[i:]); ok {
+				var buf nameBuf
+				if up := upper(name, &buf); !special(up) {
+					var tok T
+					inject := false
+					c.locked(func() {
+						tok, inject = c.injectLocked(tok, false)
+						c.st.plainCommand()
+					})
+					if inject {
+						emit(start, tok)
+					}
+					i += n
+					continue
+				}
+			}
 		}
 		n, done, serr := c.cmd.Scan(data[i:])
 		i += n
@@ -394,10 +444,7 @@ func (c *Conn[T]) write(p []byte) error {
 				break
 			}
 			if !c.curEmitted {
-				var tok T
-				ok := false
-				c.locked(func() { tok, ok = c.injectLocked(tok, false) })
-				if ok {
+				if tok, ok := c.injectIfPending(); ok {
 					emit(start, tok)
 				}
 				c.curEmitted = true
@@ -442,10 +489,7 @@ func (c *Conn[T]) write(p []byte) error {
 		end = len(data)
 		c.passW = true
 	} else if end == len(data) && !c.cmd.InFrame() {
-		var tok T
-		ok := false
-		c.locked(func() { tok, ok = c.injectLocked(tok, false) })
-		if ok {
+		if tok, ok := c.injectIfPending(); ok {
 			emit(len(data), tok)
 		}
 	}
@@ -517,7 +561,9 @@ func (c *Conn[T]) Read(p []byte) (n int, err error) {
 			return 0, c.fail(ferr)
 		}
 		if kept > 0 || err != nil || n == 0 {
-			c.locked(func() { drain = c.st.onlyAuthsOwed() })
+			if c.authsHint.Load() > 0 { // else nothing is left for the wrapper to read
+				c.locked(func() { drain = c.st.onlyAuthsOwed() })
+			}
 			return kept, c.explain(err)
 		}
 	}
@@ -561,8 +607,30 @@ func (c *Conn[T]) filter(b []byte) (kept int, err error) {
 			break
 		}
 		if !c.rep.InFrame() {
-			first := b[i]
-			c.locked(func() { c.strip = c.st.stripsNext(first) })
+			// The fast path: a whole frame that answers a plain command.
+			if n, _, ok := resp.SkipFrame(b[i:]); ok {
+				plain, pass := false, false
+				c.locked(func() {
+					plain = c.st.plainReply()
+					pass = plain && c.st.retired != "" && c.st.auths == 0
+				})
+				if plain {
+					w += copy(b[w:], b[i:i+n])
+					i += n
+					if pass {
+						c.passR = true
+						c.noteRetire()
+					}
+					continue
+				}
+			}
+			// With no AUTH reply owed nothing is removed. The hint cannot be
+			// stale here: an AUTH is recorded before it is written, so before
+			// its reply can be read.
+			c.strip = false
+			if first := b[i]; c.authsHint.Load() > 0 && mayStrip(first) {
+				c.locked(func() { c.strip = c.st.stripsNext(first) })
+			}
 		}
 		n, done, serr := c.rep.Scan(b[i:])
 		if !c.strip {
@@ -593,6 +661,7 @@ func (c *Conn[T]) filter(b []byte) (kept int, err error) {
 		c.strip = false
 		c.locked(func() {
 			r = c.st.reply(c.rep.Frame(), stripped)
+			c.authsHint.Store(int32(c.st.auths))
 			owed = c.st.auths > 0
 			pass = c.st.retired != "" && !owed
 			if r.auth {

@@ -157,17 +157,46 @@ func (s *state) retire(reason string) {
 	}
 }
 
-// Command names the tracker acts on.
-var blockingNames = []string{"BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BZPOPMIN", "BZPOPMAX", "BLMPOP", "BZMPOP", "WAIT", "WAITAOF"}
+// nameBuf holds a command name or a reply's first element in upper case.
+type nameBuf [16]byte
 
-func isBlocking(f *resp.Frame) bool {
-	name := &f.Head[0]
-	for _, b := range blockingNames {
-		if name.EqualFold(b) {
-			return true
-		}
+// upperName returns e's bytes in upper case, in buf, or nil when they are
+// longer than buf: no name the tracker acts on is.
+func upperName(e *resp.Elem, buf *nameBuf) []byte {
+	if e.Truncated() {
+		return nil
 	}
-	if name.EqualFold("XREAD") || name.EqualFold("XREADGROUP") {
+	return upper(e.Bytes(), buf)
+}
+
+// upper returns b in upper case, in buf, or nil when b is longer than buf.
+func upper(b []byte, buf *nameBuf) []byte {
+	if len(b) > len(buf) {
+		return nil
+	}
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return buf[:len(b)]
+}
+
+// isBlocking reports whether the command f blocks: BLPOP, BRPOP, BLMOVE,
+// BRPOPLPUSH, BZPOPMIN, BZPOPMAX, BLMPOP, BZMPOP, WAIT, WAITAOF, and XREAD
+// or XREADGROUP with BLOCK.
+func isBlocking(f *resp.Frame) bool {
+	var buf nameBuf
+	return blockingName(upperName(&f.Head[0], &buf), f)
+}
+
+// blockingName is isBlocking for the command's upper-cased name.
+func blockingName(name []byte, f *resp.Frame) bool {
+	switch string(name) {
+	case "BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BZPOPMIN", "BZPOPMAX", "BLMPOP", "BZMPOP", "WAIT", "WAITAOF":
+		return true
+	case "XREAD", "XREADGROUP":
 		for i := 1; i < f.HeadLen; i++ {
 			if f.Head[i].EqualFold("BLOCK") {
 				return true
@@ -180,18 +209,23 @@ func isBlocking(f *resp.Frame) bool {
 }
 
 func subWordOf(e *resp.Elem) subWord {
-	switch {
-	case e.EqualFold("subscribe"):
+	var buf nameBuf
+	return subWordOfName(upperName(e, &buf))
+}
+
+func subWordOfName(name []byte) subWord {
+	switch string(name) {
+	case "SUBSCRIBE":
 		return subSubscribe
-	case e.EqualFold("unsubscribe"):
+	case "UNSUBSCRIBE":
 		return subUnsubscribe
-	case e.EqualFold("psubscribe"):
+	case "PSUBSCRIBE":
 		return subPSubscribe
-	case e.EqualFold("punsubscribe"):
+	case "PUNSUBSCRIBE":
 		return subPUnsubscribe
-	case e.EqualFold("ssubscribe"):
+	case "SSUBSCRIBE":
 		return subSSubscribe
-	case e.EqualFold("sunsubscribe"):
+	case "SUNSUBSCRIBE":
 		return subSUnsubscribe
 	}
 	return subNone
@@ -199,6 +233,48 @@ func subWordOf(e *resp.Elem) subWord {
 
 func (w subWord) unsubscribes() bool {
 	return w == subUnsubscribe || w == subPUnsubscribe || w == subSUnsubscribe
+}
+
+// special reports whether command needs the whole command frame for the
+// command with this upper-cased name: every name that command treats
+// otherwise than plainCommand does. (TestSpecialNames holds the two to it,
+// for every command redis-server knows.)
+func special(name []byte) bool {
+	switch string(name) {
+	case "MULTI", "EXEC", "DISCARD", "RESET", "ASKING", "CLIENT", "AUTH", "HELLO", "MONITOR", "SYNC", "PSYNC",
+		"SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE", "SSUBSCRIBE", "SUNSUBSCRIBE",
+		"BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BZPOPMIN", "BZPOPMAX", "BLMPOP", "BZMPOP", "WAIT", "WAITAOF",
+		"XREAD", "XREADGROUP":
+		return true
+	}
+	return false
+}
+
+// plainCommand records a command that is not special: it owes one reply and
+// changes nothing else the tracker follows.
+func (s *state) plainCommand() {
+	if s.retired != "" {
+		return
+	}
+	s.affectNext = false
+	s.q.push(entry{kind: entryPlain, n: 1})
+}
+
+// plainReply records a reply frame that is neither a push nor an attribute,
+// when it answers a plain command at the head of the queue outside RESP2
+// subscribed mode (where reply would classify it the same way, and find
+// nothing to strip). It reports false, changing nothing, otherwise: the
+// frame then goes through classify and reply.
+func (s *state) plainReply() bool {
+	h := s.q.head()
+	if h == nil || h.kind != entryPlain || s.proto == 2 && s.subscribed() {
+		return false
+	}
+	h.n--
+	if h.n == 0 {
+		s.q.pop()
+	}
+	return true
 }
 
 // command records one complete command written by the client. f is the
@@ -211,34 +287,37 @@ func (s *state) command(f *resp.Frame) cmdInfo {
 		s.retire("a command that is not an array of bulk strings")
 		return cmdInfo{retire: s.retired}
 	}
-	name := &f.Head[0]
+	var buf nameBuf
+	name := upperName(&f.Head[0], &buf)
 	s.affectNext = false
 	var info cmdInfo
 	plain := func() { s.q.push(entry{kind: entryPlain, n: 1}) }
-	switch {
-	case name.EqualFold("MULTI"):
+	switch string(name) {
+	case "MULTI":
 		s.inTx = true
 		plain()
-	case name.EqualFold("EXEC"), name.EqualFold("DISCARD"):
+	case "EXEC", "DISCARD":
 		s.inTx = false
 		plain()
-	case name.EqualFold("RESET"):
+	case "RESET":
 		s.inTx = false
 		s.q.push(entry{kind: entryReset})
 		info.reset = true
-	case name.EqualFold("ASKING"):
+	case "ASKING":
 		s.affectNext = true
 		plain()
-	case name.EqualFold("CLIENT") && f.HeadLen > 1 && f.Head[1].EqualFold("CACHING"):
-		s.affectNext = true
+	case "CLIENT":
+		switch {
+		case f.HeadLen > 1 && f.Head[1].EqualFold("CACHING"):
+			s.affectNext = true
+		case f.HeadLen > 1 && f.Head[1].EqualFold("REPLY"):
+			s.retire("CLIENT REPLY changes which commands are answered")
+		}
 		plain()
-	case name.EqualFold("CLIENT") && f.HeadLen > 1 && f.Head[1].EqualFold("REPLY"):
-		s.retire("CLIENT REPLY changes which commands are answered")
-		plain()
-	case name.EqualFold("AUTH"):
+	case "AUTH":
 		s.retire("the application sent its own AUTH")
 		plain()
-	case name.EqualFold("HELLO"):
+	case "HELLO":
 		proto, ok := helloProto(f)
 		if !ok {
 			s.retire("a HELLO with arguments other than a protocol version and SETNAME (AUTH?)")
@@ -252,13 +331,13 @@ func (s *state) command(f *resp.Frame) cmdInfo {
 		}
 		s.q.push(entry{kind: entryHello, proto: proto})
 		s.hellos++
-	case name.EqualFold("MONITOR"), name.EqualFold("SYNC"), name.EqualFold("PSYNC"):
+	case "MONITOR", "SYNC", "PSYNC":
 		s.retire("MONITOR or a replication stream: replies are no longer one per command")
 		plain()
 	default:
-		w := subWordOf(name)
+		w := subWordOfName(name)
 		if w == subNone {
-			if !s.inTx && isBlocking(f) {
+			if !s.inTx && blockingName(name, f) {
 				s.q.push(entry{kind: entryBlocking})
 				s.blocked++
 				info.blocking = true
@@ -352,10 +431,10 @@ func (s *state) classify(f *resp.Frame) (replyClass, subWord) {
 // the first byte, before the frame is complete, so that none of its bytes
 // reach the client; reply checks the decision when the frame ends.
 func (s *state) stripsNext(b byte) bool {
-	k := resp.Kind(b)
-	if k != resp.SimpleString && !isErrKind(k) {
+	if !mayStrip(b) {
 		return false
 	}
+	k := resp.Kind(b)
 	for i := s.q.h; i < len(s.q.q); i++ {
 		e := &s.q.q[i]
 		switch e.kind {
@@ -371,6 +450,13 @@ func (s *state) stripsNext(b byte) bool {
 		}
 	}
 	return false
+}
+
+// mayStrip reports whether a frame whose first byte is b can be the reply of
+// an AUTH: a simple string or an error.
+func mayStrip(b byte) bool {
+	k := resp.Kind(b)
+	return k == resp.SimpleString || isErrKind(k)
 }
 
 // replyResult is what one reply frame did.
