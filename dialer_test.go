@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredistest"
@@ -117,5 +118,35 @@ func TestPlaintextDialerRefused(t *testing.T) {
 	}
 	if written.Len() != 0 {
 		t.Fatalf("%d bytes were written on a plaintext connection (not printed: they may hold a token)", written.Len())
+	}
+}
+
+// TestMaintNotificationsMode: go-redis' maintenance notifications are off
+// for endpoints that have none (a local server, Azure Cache for Redis), so
+// that go-redis never races on its options when the refused handshake turns
+// its "auto" mode off; elsewhere (Azure Managed Redis) and when the options
+// set a mode, go-redis' own setting stands.
+func TestMaintNotificationsMode(t *testing.T) {
+	srv := entraredistest.NewServer(t, entraredistest.Options{})
+	for _, c := range []struct {
+		addr string
+		set  *maintnotifications.Config
+		want maintnotifications.Mode
+	}{
+		{srv.Addr(), nil, maintnotifications.ModeDisabled},
+		{"localhost:6380", nil, maintnotifications.ModeDisabled},
+		{"example.redis.cache.windows.net:6380", nil, maintnotifications.ModeDisabled},
+		{"example.westus.redis.azure.net:10000", nil, maintnotifications.ModeAuto},
+		{srv.Addr(), &maintnotifications.Config{Mode: maintnotifications.ModeEnabled}, maintnotifications.ModeEnabled},
+	} {
+		rdb, err := entraredis.NewClient(t.Context(), srv.Credential(), &redis.Options{Addr: c.addr, MaintNotificationsConfig: c.set}, &entraredis.Options{Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := rdb.Options().MaintNotificationsConfig
+		rdb.Close()
+		if got == nil || got.Mode != c.want {
+			t.Errorf("%s with %+v: mode %+v, want %q", c.addr, c.set, got, c.want)
+		}
 	}
 }

@@ -32,6 +32,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/entraredis/entraredis/entratoken"
 	"github.com/entraredis/entraredis/internal/azsub"
@@ -130,7 +131,10 @@ var (
 // defaults: TLS 1.2 or later with the certificate verified against the host
 // name (ServerName from Addr), DialTimeout 5 s, ReadTimeout and WriteTimeout
 // 5 s, ConnMaxIdleTime 5 minutes (Azure closes idle connections after 10).
-// PoolFIFO is always turned on (pooled connections are used in turn). Every
+// PoolFIFO is always turned on (pooled connections are used in turn). An
+// unset MaintNotificationsConfig becomes mode "disabled" for Azure Cache for
+// Redis and local endpoints, which have no such notifications (go-redis'
+// "auto" mode would try them on every new connection). Every
 // connection authenticates itself with the token in use and moves itself to
 // each new token in place (an AUTH written between two commands, its reply
 // hidden from go-redis): go-redis' own Username, Password and credentials
@@ -155,7 +159,7 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Op
 		addrs: addrs, username: &o.Username, password: &o.Password,
 		providers: o.CredentialsProvider != nil || o.CredentialsProviderContext != nil || o.StreamingCredentialsProvider != nil,
 		tls:       &o.TLSConfig, dial: &o.DialTimeout, read: &o.ReadTimeout, write: &o.WriteTimeout,
-		idle: &o.ConnMaxIdleTime, fifo: &o.PoolFIFO,
+		idle: &o.ConnMaxIdleTime, fifo: &o.PoolFIFO, maint: &o.MaintNotificationsConfig,
 	})
 	if err != nil {
 		return nil, err
@@ -189,7 +193,7 @@ func NewClusterClient(ctx context.Context, cred azcore.TokenCredential, ropts *r
 		addrs: o.Addrs, username: &o.Username, password: &o.Password,
 		providers: o.CredentialsProvider != nil || o.CredentialsProviderContext != nil || o.StreamingCredentialsProvider != nil,
 		tls:       &o.TLSConfig, dial: &o.DialTimeout, read: &o.ReadTimeout, write: &o.WriteTimeout,
-		idle: &o.ConnMaxIdleTime, fifo: &o.PoolFIFO,
+		idle: &o.ConnMaxIdleTime, fifo: &o.PoolFIFO, maint: &o.MaintNotificationsConfig,
 	})
 	if err != nil {
 		return nil, err
@@ -241,6 +245,7 @@ type shared struct {
 	tls                     **tls.Config
 	dial, read, write, idle *time.Duration
 	fifo                    *bool
+	maint                   **maintnotifications.Config
 }
 
 // prepare checks and completes the go-redis options that f points into
@@ -273,6 +278,9 @@ func prepare(ctx context.Context, cred azcore.TokenCredential, opts *Options, f 
 	}
 	*f.fifo = true
 	*f.username = ""
+	if *f.maint == nil && !maintNotificationsMayWork(f.addrs) {
+		*f.maint = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	}
 
 	creds, err := NewCredentials(cred, set)
 	if err != nil {
@@ -283,6 +291,25 @@ func prepare(ctx context.Context, cred azcore.TokenCredential, opts *Options, f 
 		return nil, err
 	}
 	return creds, nil
+}
+
+// maintNotificationsMayWork reports whether go-redis' maintenance
+// notifications (CLIENT MAINT_NOTIFICATIONS, a Redis Enterprise feature that
+// Azure Managed Redis may offer) can exist at addrs. Azure Cache for Redis and
+// a local server have none: go-redis' default "auto" mode would send the
+// handshake on every new connection only to have it refused, and on that
+// refusal go-redis v9.23 writes its shared options without a common lock, a
+// data race between the connections of a Conn and of a PubSub that
+// initialise together (redis.go initConn). So the mode is "disabled" there
+// unless the options set it.
+func maintNotificationsMayWork(addrs []string) bool {
+	for _, a := range addrs {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil || !entratoken.AzureCacheHost(host) && !entratoken.IsLoopback(host) {
+			return true
+		}
+	}
+	return false
 }
 
 // withUsername returns opts with Username set from the go-redis options when
