@@ -49,6 +49,9 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("rueidis rotation %+v", x)
 		}
 	}
+	if c := rep.SteadyControl; c == nil || len(c.CPURatios) != cfg.SteadyRounds || c.Ours.Errs+c.Plain.Errs != 0 || !strings.Contains(md, "**Control**") {
+		t.Errorf("the steady control row is missing or incomplete: %+v", c)
+	}
 	for _, s := range rep.Steady {
 		if len(s.RoundRatios) != cfg.SteadyRounds || len(s.CPURatios) != cfg.SteadyRounds {
 			t.Errorf("steady %d goroutines: %d throughput and %d CPU ratios, want %d each", s.Goroutines, len(s.RoundRatios), len(s.CPURatios), cfg.SteadyRounds)

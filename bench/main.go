@@ -34,7 +34,11 @@ type config struct {
 	SteadyConc   []int
 	SteadyDur    time.Duration
 	SteadyRounds int
-	SteadyPool   int // 0: as many connections as goroutines
+	// SteadyControl is the goroutine count of the control row: plain
+	// go-redis against a second plain go-redis client, in the same harness,
+	// which shows how far apart two identical clients measure (0: none)
+	SteadyControl int
+	SteadyPool    int // 0: as many connections as goroutines
 	// SteadyPlainFIFO gives the plain client PoolFIFO, which entraredis
 	// always sets (a diagnostic: the cost of FIFO itself)
 	SteadyPlainFIFO bool
@@ -79,7 +83,8 @@ func defaultConfig() config {
 		Protocol:       3,
 		SteadyConc:     []int{1, 8, 32, 128},
 		SteadyDur:      time.Second,
-		SteadyRounds:   10,
+		SteadyRounds:   30,
+		SteadyControl:  32,
 		RotToken:       6 * time.Second,
 		RotDur:         4500 * time.Millisecond,
 		RotRounds:      10,
@@ -112,6 +117,7 @@ func smokeConfig() config {
 	c.SteadyConc = []int{1, 8}
 	c.SteadyDur = 100 * time.Millisecond
 	c.SteadyRounds = 2
+	c.SteadyControl = 8
 	c.RotToken = 2 * time.Second
 	c.RotDur = 1200 * time.Millisecond
 	c.RotRounds = 2
@@ -234,6 +240,7 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&c.Protocol, "protocol", c.Protocol, "RESP protocol version (2 or 3)")
 	fs.Var((*intList)(&c.SteadyConc), "steady-conc", "steady state: goroutine counts")
 	fs.DurationVar(&c.SteadyDur, "steady-dur", c.SteadyDur, "steady state: duration of each client's turn")
+	fs.IntVar(&c.SteadyControl, "steady-control", c.SteadyControl, "steady state: goroutine count of the control row, plain go-redis against plain go-redis (0: none)")
 	fs.IntVar(&c.SteadyRounds, "steady-rounds", c.SteadyRounds, "steady state: rounds per goroutine count (each round: one turn of each client, the order flipping every round)")
 	fs.IntVar(&c.SteadyPool, "steady-pool", c.SteadyPool, "steady state: pool size (0: as many as goroutines)")
 	fs.BoolVar(&c.SteadyPlainFIFO, "steady-plain-fifo", c.SteadyPlainFIFO, "steady state: give the plain client PoolFIFO too (diagnostic: entraredis always sets it)")
@@ -303,11 +310,13 @@ func (c config) has(section string) bool {
 
 // report is everything a run measured.
 type report struct {
-	Machine  machine
-	Steady   []steadyRow
-	Rotation []rotRow
-	Cold     []coldRow
-	Scale    []scaleRow
+	Machine machine
+	Steady  []steadyRow
+	// SteadyControl is plain go-redis against plain go-redis (config.SteadyControl).
+	SteadyControl *steadyRow
+	Rotation      []rotRow
+	Cold          []coldRow
+	Scale         []scaleRow
 	// RueidisSteady and RueidisRotation are section 6: rueidisentra.
 	RueidisSteady   []rueidisSteadyRow
 	RueidisRotation []rueidisRotRow
@@ -346,7 +355,10 @@ func run(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 		return err
 	}
 	if err := section("steady", func() (err error) {
-		rep.Steady, err = runSteady(ctx, cfg, logf)
+		if rep.Steady, err = runSteady(ctx, cfg, logf); err != nil {
+			return err
+		}
+		rep.SteadyControl, err = runSteadyControl(ctx, cfg, logf)
 		return err
 	}); err != nil {
 		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", "steady state", err))
@@ -411,8 +423,8 @@ func (r *report) mergeFrom(n *report, cfg config, cmd string) {
 	}
 	r.Errors = append(errs, n.Errors...)
 	if cfg.has("steady") {
-		r.Steady = n.Steady
-		r.Config.SteadyConc, r.Config.SteadyDur, r.Config.SteadyRounds, r.Config.SteadyPool = cfg.SteadyConc, cfg.SteadyDur, cfg.SteadyRounds, cfg.SteadyPool
+		r.Steady, r.SteadyControl = n.Steady, n.SteadyControl
+		r.Config.SteadyConc, r.Config.SteadyDur, r.Config.SteadyRounds, r.Config.SteadyPool, r.Config.SteadyControl = cfg.SteadyConc, cfg.SteadyDur, cfg.SteadyRounds, cfg.SteadyPool, cfg.SteadyControl
 	}
 	if cfg.has("rotation") {
 		r.Rotation = n.Rotation

@@ -109,13 +109,22 @@ func (r *report) markdown(notes string) string {
 		w("*plain* is go-redis with a static password (Username = the credential's oid, Password = one 24-hour token minted by the emulator's issuer). ")
 		w("Pool size = goroutines (or `-steady-pool`). Both clients exist side by side and take turns, interleaved A,B,B,A,A,B,… (%d rounds of one %v turn each, the order flipping every round so that linear drift cancels, after an unmeasured warm-up of each), so that drift on this noisy 2-core machine hits both alike. *ratio* = entraredis ops/s ÷ plain ops/s over all turns; the per-round ratios (median, min–max) show the noise. *CPU µs/op* is this process's user+system CPU time per command during the client's turns (getrusage): the client plus the in-process emulator endpoint (the same work for both clients), not redis-server; it is much less sensitive than throughput to other load on the machine.\n\n", r.Steady[0].Turns, cfg.SteadyDur)
 		w("*CPU ratio* = entraredis CPU per command ÷ plain's, per round; gate ≤ 1.02 on the median. *throughput*: goal ≥ 0.98 on the median per-round ratio. *verdict* is both on this row.\n\n")
-		w("| goroutines | pool | entraredis ops/s | plain ops/s | ratio (all turns) | **throughput ratio, median** (min–max) | CPU µs/op entraredis / plain | **CPU ratio, median** (min–max) | verdict | entraredis p50 | plain p50 | entraredis p99 | plain p99 | errors (ours/plain) |\n")
-		w("|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
-		for _, s := range r.Steady {
+		w("| goroutines | pool | entraredis ops/s | plain ops/s | ratio (all turns) | **throughput ratio, median** (min–max) | CPU µs/op entraredis / plain | CPU ratio (all turns) | **CPU ratio, median** (min–max) | verdict | entraredis p50 | plain p50 | entraredis p99 | plain p99 | errors (ours/plain) |\n")
+		w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
+		row := func(s steadyRow, verdictCell string) {
 			med, lo, hi := s.ratioSpread()
 			cm, clo, chi := s.cpuSpread()
-			w("| %d | %d | %.0f | %.0f | %.3f | **%.3f** (%.2f–%.2f) | %.1f / %.1f | **%.3f** (%.2f–%.2f) | %s | %s | %s | %s | %s | %d / %d |\n", s.Goroutines, s.Pool, s.Ours.OpsPerSec, s.Plain.OpsPerSec, s.ratio(), med, lo, hi,
-				us(s.Ours.CPUPerOp), us(s.Plain.CPUPerOp), cm, clo, chi, verdict(s.steadyOK()), ms(s.Ours.P50), ms(s.Plain.P50), ms(s.Ours.P99), ms(s.Plain.P99), s.Ours.Errs, s.Plain.Errs)
+			w("| %d | %d | %.0f | %.0f | %.3f | **%.3f** (%.2f–%.2f) | %.1f / %.1f | %.3f | **%.3f** (%.2f–%.2f) | %s | %s | %s | %s | %s | %d / %d |\n", s.Goroutines, s.Pool, s.Ours.OpsPerSec, s.Plain.OpsPerSec, s.ratio(), med, lo, hi,
+				us(s.Ours.CPUPerOp), us(s.Plain.CPUPerOp), s.cpuTotalRatio(), cm, clo, chi, verdictCell, ms(s.Ours.P50), ms(s.Plain.P50), ms(s.Ours.P99), ms(s.Plain.P99), s.Ours.Errs, s.Plain.Errs)
+		}
+		for _, s := range r.Steady {
+			row(s, verdict(s.steadyOK()))
+		}
+		if c := r.SteadyControl; c != nil {
+			w("\n**Control** — the same harness with plain go-redis in both places (a second, identical plain client instead of entraredis), %d rounds at %d goroutines. Two identical clients come out this far apart; a difference of that size in the rows above is noise, not entraredis:\n\n", c.Turns, c.Goroutines)
+			w("| goroutines | pool | plain A ops/s | plain B ops/s | ratio (all turns) | **throughput ratio, median** (min–max) | CPU µs/op A / B | CPU ratio (all turns) | **CPU ratio, median** (min–max) | | A p50 | B p50 | A p99 | B p99 | errors (A/B) |\n")
+			w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
+			row(*c, "control")
 		}
 		w("\n")
 	}
@@ -229,6 +238,11 @@ func (r *report) targets(b *strings.Builder, cfg config) {
 		}
 		w("| steady CPU per command ≤ 1.02 × plain go-redis (gate; median of %d interleaved rounds, min–max) | %s | %s |\n", r.Steady[0].Turns, strings.Join(cpu, "; "), verdict(cpuOK))
 		w("| steady throughput ≥ 0.98 × plain go-redis (median of %d interleaved rounds, min–max) | %s | %s |\n", r.Steady[0].Turns, strings.Join(thr, "; "), verdict(thrOK))
+		if c := r.SteadyControl; c != nil {
+			cm, clo, chi := c.cpuSpread()
+			tm, tlo, thi := c.ratioSpread()
+			w("| control: plain go-redis against plain go-redis, same harness (the noise floor of the two rows above) | G%d: CPU %.3f (%.2f–%.2f), throughput %.3f (%.2f–%.2f) | — |\n", c.Goroutines, cm, clo, chi, tm, tlo, thi)
+		}
 	}
 	var ours []rotRow
 	for _, x := range r.Rotation {

@@ -103,6 +103,54 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 	return rows, nil
 }
 
+// runSteadyControl measures plain go-redis against a second, identical plain
+// go-redis client at cfg.SteadyControl goroutines, exactly as runSteady
+// measures entraredis: how far apart two identical clients come out is the
+// resolution of the harness on this machine (nil when cfg.SteadyControl is 0).
+func runSteadyControl(ctx context.Context, cfg config, logf func(string, ...any)) (*steadyRow, error) {
+	g := cfg.SteadyControl
+	if g <= 0 {
+		return nil, nil
+	}
+	srv, err := startServer(time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+	cred := srv.Credential()
+	pass, err := staticPassword(srv.Issuer(), cred.ObjectID())
+	if err != nil {
+		return nil, err
+	}
+	pool := cfg.SteadyPool
+	if pool <= 0 {
+		pool = g
+	}
+	var clients [2]*redis.Client
+	for i := range clients {
+		clients[i] = redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool,
+			Username: cred.ObjectID(), Password: pass})
+		defer clients[i].Close()
+	}
+	res, ratios, err := interleave(ctx, cfg, g, [2]kvOp{goRedisOp(clients[0]), goRedisOp(clients[1])}, [2]string{"plain A", "plain B"})
+	if err != nil {
+		return nil, err
+	}
+	row := &steadyRow{Goroutines: g, Pool: pool, Turns: cfg.SteadyRounds, Ours: summarize(res[0]), Plain: summarize(res[1]), RoundRatios: ratios, CPURatios: cpuRatios(res)}
+	c, _, _ := row.cpuSpread()
+	t, _, _ := row.ratioSpread()
+	logf("steady control %3d goroutines: plain A / plain B: CPU %.3f, throughput %.3f", g, c, t)
+	return row, nil
+}
+
+// cpuTotalRatio is the CPU per command of all ours' turns over plain's.
+func (r steadyRow) cpuTotalRatio() float64 {
+	if r.Plain.CPUPerOp == 0 {
+		return 0
+	}
+	return float64(r.Ours.CPUPerOp) / float64(r.Plain.CPUPerOp)
+}
+
 // interleave warms both clients up, then runs cfg.SteadyRounds rounds of one
 // cfg.SteadyDur turn of each, the order flipping every round (A,B,B,A,A,B,...:
 // linear drift cancels), measuring the process's CPU during each turn. It
