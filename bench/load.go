@@ -71,6 +71,9 @@ func runOps(ctx context.Context, op kvOp, g int, d time.Duration, origin time.Ti
 					return
 				}
 				err := op(ctx, key, val, n&1 == 0)
+				if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+					return // the run was stopped under this command: not a failure
+				}
 				r.add(t0, time.Since(t0), err)
 				if err != nil {
 					mu.Lock()

@@ -34,10 +34,10 @@ type config struct {
 	SteadyConc   []int
 	SteadyDur    time.Duration
 	SteadyRounds int
-	// SteadyControl is the goroutine count of the control row: plain
+	// SteadyControl are the goroutine counts of the control rows: plain
 	// go-redis against a second plain go-redis client, in the same harness,
-	// which shows how far apart two identical clients measure (0: none)
-	SteadyControl int
+	// which show how far apart two identical clients measure (empty: none)
+	SteadyControl []int
 	SteadyPool    int // 0: as many connections as goroutines
 	// SteadyPlainFIFO gives the plain client PoolFIFO, which entraredis
 	// always sets (a diagnostic: the cost of FIFO itself)
@@ -84,7 +84,7 @@ func defaultConfig() config {
 		SteadyConc:     []int{1, 8, 32, 128},
 		SteadyDur:      time.Second,
 		SteadyRounds:   30,
-		SteadyControl:  32,
+		SteadyControl:  []int{1, 32},
 		RotToken:       6 * time.Second,
 		RotDur:         4500 * time.Millisecond,
 		RotRounds:      10,
@@ -117,7 +117,7 @@ func smokeConfig() config {
 	c.SteadyConc = []int{1, 8}
 	c.SteadyDur = 100 * time.Millisecond
 	c.SteadyRounds = 2
-	c.SteadyControl = 8
+	c.SteadyControl = []int{8}
 	c.RotToken = 2 * time.Second
 	c.RotDur = 1200 * time.Millisecond
 	c.RotRounds = 2
@@ -240,7 +240,7 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&c.Protocol, "protocol", c.Protocol, "RESP protocol version (2 or 3)")
 	fs.Var((*intList)(&c.SteadyConc), "steady-conc", "steady state: goroutine counts")
 	fs.DurationVar(&c.SteadyDur, "steady-dur", c.SteadyDur, "steady state: duration of each client's turn")
-	fs.IntVar(&c.SteadyControl, "steady-control", c.SteadyControl, "steady state: goroutine count of the control row, plain go-redis against plain go-redis (0: none)")
+	fs.Var((*intList)(&c.SteadyControl), "steady-control", "steady state: goroutine counts of the control rows, plain go-redis against plain go-redis")
 	fs.IntVar(&c.SteadyRounds, "steady-rounds", c.SteadyRounds, "steady state: rounds per goroutine count (each round: one turn of each client, the order flipping every round)")
 	fs.IntVar(&c.SteadyPool, "steady-pool", c.SteadyPool, "steady state: pool size (0: as many as goroutines)")
 	fs.BoolVar(&c.SteadyPlainFIFO, "steady-plain-fifo", c.SteadyPlainFIFO, "steady state: give the plain client PoolFIFO too (diagnostic: entraredis always sets it)")
@@ -313,7 +313,7 @@ type report struct {
 	Machine machine
 	Steady  []steadyRow
 	// SteadyControl is plain go-redis against plain go-redis (config.SteadyControl).
-	SteadyControl *steadyRow
+	SteadyControl []steadyRow
 	Rotation      []rotRow
 	Cold          []coldRow
 	Scale         []scaleRow

@@ -25,8 +25,9 @@ type scaleRow struct {
 	ExpiryCloses  int64
 	TokenRequests int64
 	Errs          int64
-	PlainBytes    float64 // heap per connection, plain go-redis with a static password
-	OursBytes     float64 // heap per connection, entraredis
+	FirstErrs     []string // the first errors of the load, if any
+	PlainBytes    float64  // heap per connection, plain go-redis with a static password
+	OursBytes     float64  // heap per connection, entraredis
 	// live heap per connection allocated under entraredis' root package and
 	// under go-redis' streaming credentials code (exact allocation profile)
 	ProfEntraredis, ProfStreaming float64
@@ -324,6 +325,7 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 	row.ExpiryCloses = end.ExpiryCloses - st0.ExpiryCloses
 	row.TokenRequests = cred.Requests() - req0
 	row.Errs = load.errs
+	row.FirstErrs = load.firstErrs
 	logf("scale %-20s %d conns: all re-authenticated %v after the rotation (spread %v), %d dials, %d expiry closes, %d token requests, %d errors; heap/conn plain %.0f B, entraredis %.0f B (profile: entraredis %.0f B, go-redis streaming %.0f B); 50/90/99%%: %v/%v/%v",
 		row.Topology, row.Conns, row.AllReauthed, row.Spread, row.Dials, row.ExpiryCloses, row.TokenRequests, row.Errs, row.PlainBytes, row.OursBytes, row.ProfEntraredis, row.ProfStreaming, row.T50, row.T90, row.T99)
 	return row, nil

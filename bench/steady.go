@@ -104,14 +104,23 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 }
 
 // runSteadyControl measures plain go-redis against a second, identical plain
-// go-redis client at cfg.SteadyControl goroutines, exactly as runSteady
-// measures entraredis: how far apart two identical clients come out is the
-// resolution of the harness on this machine (nil when cfg.SteadyControl is 0).
-func runSteadyControl(ctx context.Context, cfg config, logf func(string, ...any)) (*steadyRow, error) {
-	g := cfg.SteadyControl
-	if g <= 0 {
-		return nil, nil
+// go-redis client at each of cfg.SteadyControl goroutine counts, exactly as
+// runSteady measures entraredis: how far apart two identical clients come out
+// is the resolution of the harness on this machine.
+func runSteadyControl(ctx context.Context, cfg config, logf func(string, ...any)) ([]steadyRow, error) {
+	var rows []steadyRow
+	for _, g := range cfg.SteadyControl {
+		row, err := steadyControl(ctx, cfg, g, logf)
+		if err != nil {
+			return rows, err
+		}
+		rows = append(rows, *row)
 	}
+	return rows, nil
+}
+
+// steadyControl is one control row, at g goroutines.
+func steadyControl(ctx context.Context, cfg config, g int, logf func(string, ...any)) (*steadyRow, error) {
 	srv, err := startServer(time.Hour)
 	if err != nil {
 		return nil, err
