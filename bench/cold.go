@@ -46,16 +46,12 @@ type coldRun struct {
 // runCold starts a new client and releases cfg.ColdGoroutines goroutines at
 // once, each issuing its first command.
 func runCold(ctx context.Context, cfg config, logf func(string, ...any)) ([]coldRow, error) {
-	srv, err := startServer(time.Hour)
+	srv, pass, err := startStatic()
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Close()
 	cred := srv.Credential()
-	pass, err := staticPassword(srv.Issuer(), cred.ObjectID())
-	if err != nil {
-		return nil, err
-	}
 	variants := []struct {
 		name string
 		make func() (redis.UniversalClient, func(), error)

@@ -66,16 +66,12 @@ func rueidisOp(c rueidis.Client) kvOp {
 // tokens (nothing rotates), auto-pipelining on (rueidis' default), turns
 // interleaved like the go-redis steady state.
 func runRueidisSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]rueidisSteadyRow, error) {
-	srv, err := startServer(time.Hour)
+	srv, pass, err := startStatic()
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Close()
 	cred := srv.Credential()
-	pass, err := staticPassword(srv.Issuer(), cred.ObjectID())
-	if err != nil {
-		return nil, err
-	}
 	var rows []rueidisSteadyRow
 	for _, g := range cfg.SteadyConc {
 		plain, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig(), Username: cred.ObjectID(), Password: pass})

@@ -48,6 +48,21 @@ func startServer(life time.Duration) (*entraredistest.Server, error) {
 	return entraredistest.Start(entraredistest.Options{TokenLifetime: life, Backend: entraredistest.BackendRedisServer})
 }
 
+// startStatic starts an emulator with 1-hour tokens (nothing rotates) and
+// mints the plain clients' static password for its principal.
+func startStatic() (*entraredistest.Server, string, error) {
+	srv, err := startServer(time.Hour)
+	if err != nil {
+		return nil, "", err
+	}
+	pass, err := staticPassword(srv.Issuer(), srv.Credential().ObjectID())
+	if err != nil {
+		srv.Close()
+		return nil, "", err
+	}
+	return srv, pass, nil
+}
+
 // staticPassword mints one long-lived token for the server's principal: the
 // static password of the plain go-redis client.
 func staticPassword(is *entraredistest.Issuer, oid string) (string, error) {
@@ -60,16 +75,12 @@ func staticPassword(is *entraredistest.Issuer, oid string) (string, error) {
 // rotates). The two clients take turns A,B,A,B so that drift on a noisy
 // machine hits both alike.
 func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]steadyRow, error) {
-	srv, err := startServer(time.Hour)
+	srv, pass, err := startStatic()
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Close()
 	cred := srv.Credential()
-	pass, err := staticPassword(srv.Issuer(), cred.ObjectID())
-	if err != nil {
-		return nil, err
-	}
 	var rows []steadyRow
 	for _, g := range cfg.SteadyConc {
 		pool := cfg.SteadyPool
@@ -121,16 +132,12 @@ func runSteadyControl(ctx context.Context, cfg config, logf func(string, ...any)
 
 // steadyControl is one control row, at g goroutines.
 func steadyControl(ctx context.Context, cfg config, g int, logf func(string, ...any)) (*steadyRow, error) {
-	srv, err := startServer(time.Hour)
+	srv, pass, err := startStatic()
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Close()
 	cred := srv.Credential()
-	pass, err := staticPassword(srv.Issuer(), cred.ObjectID())
-	if err != nil {
-		return nil, err
-	}
 	pool := cfg.SteadyPool
 	if pool <= 0 {
 		pool = g

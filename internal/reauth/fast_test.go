@@ -12,18 +12,17 @@ import (
 
 // startStates are tracker states a command or reply may meet.
 func startStates(t *testing.T) map[string]func() *tracker {
+	after := func(args ...string) func() *tracker {
+		return func() *tracker {
+			x := newTracker(t)
+			x.cmd(args...)
+			return x
+		}
+	}
 	return map[string]func() *tracker{
-		"fresh": func() *tracker { return newTracker(t) },
-		"in MULTI": func() *tracker {
-			x := newTracker(t)
-			x.cmd("MULTI")
-			return x
-		},
-		"after ASKING": func() *tracker {
-			x := newTracker(t)
-			x.cmd("ASKING")
-			return x
-		},
+		"fresh":        func() *tracker { return newTracker(t) },
+		"in MULTI":     after("MULTI"),
+		"after ASKING": after("ASKING"),
 		"RESP3 subscribed": func() *tracker {
 			x := newTracker(t)
 			x.cmd("HELLO", "3")
@@ -44,11 +43,7 @@ func startStates(t *testing.T) map[string]func() *tracker {
 			x.inject(7)
 			return x
 		},
-		"retired": func() *tracker {
-			x := newTracker(t)
-			x.cmd("MONITOR")
-			return x
-		},
+		"retired": after("MONITOR"),
 	}
 }
 
