@@ -193,10 +193,10 @@ func isBlocking(f *resp.Frame) bool {
 
 // blockingName is isBlocking for the command's upper-cased name.
 func blockingName(name []byte, f *resp.Frame) bool {
-	switch string(name) {
-	case "BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BZPOPMIN", "BZPOPMAX", "BLMPOP", "BZMPOP", "WAIT", "WAITAOF":
+	switch {
+	case alwaysBlocks(name):
 		return true
-	case "XREAD", "XREADGROUP":
+	case isXRead(name):
 		for i := 1; i < f.HeadLen; i++ {
 			if f.Head[i].EqualFold("BLOCK") {
 				return true
@@ -207,6 +207,18 @@ func blockingName(name []byte, f *resp.Frame) bool {
 	}
 	return false
 }
+
+// alwaysBlocks reports the blocking commands that block whatever their arguments.
+func alwaysBlocks(name []byte) bool {
+	switch string(name) {
+	case "BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BZPOPMIN", "BZPOPMAX", "BLMPOP", "BZMPOP", "WAIT", "WAITAOF":
+		return true
+	}
+	return false
+}
+
+// isXRead reports XREAD and XREADGROUP, which block with a BLOCK argument.
+func isXRead(name []byte) bool { return string(name) == "XREAD" || string(name) == "XREADGROUP" }
 
 func subWordOf(e *resp.Elem) subWord {
 	var buf nameBuf
@@ -241,13 +253,10 @@ func (w subWord) unsubscribes() bool {
 // for every command redis-server knows.)
 func special(name []byte) bool {
 	switch string(name) {
-	case "MULTI", "EXEC", "DISCARD", "RESET", "ASKING", "CLIENT", "AUTH", "HELLO", "MONITOR", "SYNC", "PSYNC",
-		"SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE", "SSUBSCRIBE", "SUNSUBSCRIBE",
-		"BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BZPOPMIN", "BZPOPMAX", "BLMPOP", "BZMPOP", "WAIT", "WAITAOF",
-		"XREAD", "XREADGROUP":
-		return true
+	case "MULTI", "EXEC", "DISCARD", "RESET", "ASKING", "CLIENT", "AUTH", "HELLO", "MONITOR", "SYNC", "PSYNC":
+		return true // the named cases of command
 	}
-	return false
+	return subWordOfName(name) != subNone || alwaysBlocks(name) || isXRead(name)
 }
 
 // plainCommand records a command that is not special: it owes one reply and
