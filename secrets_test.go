@@ -71,7 +71,13 @@ func TestNoTokenInLogsOrErrors(t *testing.T) {
 	t.Cleanup(func() { redis.SetLogger(goRedisLog{&syncBuffer{}}) })
 
 	good := srv.Credential()
-	stranger := srv.Issuer().NewCredential(entraredistest.CredentialOptions{Lifetime: 2 * time.Second})
+	// The stranger's token is refused, so the connections stay on the first
+	// token, which expires about when a token of the same life as the
+	// stranger's would be replaced: a shorter life brings its replacement
+	// (after one failed request) well before the first token expires, so
+	// that a loaded machine does not turn the refusal into expired
+	// connections that redial with the refused token.
+	stranger := srv.Issuer().NewCredential(entraredistest.CredentialOptions{Lifetime: 800 * time.Millisecond})
 	cred := recordingCred{tokenspy.New(&strangerSecond{good: good, stranger: stranger})}
 	var mu sync.Mutex
 	var seen []error // errors the callbacks were given
