@@ -108,9 +108,24 @@ func (e *TokenError) Hint() string {
 	case FailureUnavailable:
 		return "the credential is not available in this environment: check its configuration (environment variables, managed identity, az login), or use another credential"
 	case FailureRefused:
-		return "Microsoft Entra ID refused the request: check the credential's client ID, tenant and secret or certificate"
+		return refusedHint(message(e.Err))
 	}
 	return ""
+}
+
+// refusedHint is the Hint of a request that Microsoft Entra ID refused, by
+// the kind of credential that made it (azidentity's message names it first).
+func refusedHint(msg string) string {
+	const refused = "Microsoft Entra ID refused the request: "
+	switch {
+	case strings.Contains(msg, "ManagedIdentityCredential"):
+		return refused + "check that a managed identity is assigned to this resource (VM, App Service, container, AKS node pool) and, for a user-assigned one, that the client ID, object ID or resource ID configured is that identity's"
+	case strings.Contains(msg, "WorkloadIdentityCredential"):
+		return refused + "check the federated identity credential of the app registration or managed identity (issuer and subject: the cluster's OIDC issuer and the service account) and the AZURE_CLIENT_ID and AZURE_TENANT_ID the pod gets"
+	case strings.Contains(msg, "AzureCLICredential"), strings.Contains(msg, "AzureDeveloperCLICredential"):
+		return refused + "sign in again (az login, or azd auth login) with an account of the cache's tenant"
+	}
+	return refused + "check the credential's client ID, tenant and secret or certificate"
 }
 
 // FailureKind is the kind of a failed token refresh, for metrics and
