@@ -44,6 +44,14 @@ func TestSmoke(t *testing.T) {
 	if len(rep.RueidisSteady) != len(cfg.SteadyConc) || len(rep.RueidisRotation) != len(cfg.RotConc) {
 		t.Fatalf("rueidis rows: %d steady, %d rotation", len(rep.RueidisSteady), len(rep.RueidisRotation))
 	}
+	if len(rep.RueidisControl) != len(cfg.SteadyControl) || !strings.Contains(md, "plain rueidis against plain rueidis") {
+		t.Errorf("%d rueidis control rows, want %d", len(rep.RueidisControl), len(cfg.SteadyControl))
+	}
+	for _, c := range rep.RueidisControl {
+		if len(c.CPURatios) != cfg.steadyRounds(c.Goroutines) || c.Ours.Errs+c.Plain.Errs != 0 {
+			t.Errorf("rueidis control row incomplete: %+v", c)
+		}
+	}
 	for _, x := range rep.RueidisRotation {
 		if x.Errs != 0 || x.Rotations == 0 || x.ExpiryCloses != 0 {
 			t.Errorf("rueidis rotation %+v", x)
@@ -53,13 +61,13 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("%d steady control rows, want %d", len(rep.SteadyControl), len(cfg.SteadyControl))
 	}
 	for _, c := range rep.SteadyControl {
-		if len(c.CPURatios) != cfg.SteadyRounds || c.Ours.Errs+c.Plain.Errs != 0 {
+		if len(c.CPURatios) != cfg.steadyRounds(c.Goroutines) || c.Ours.Errs+c.Plain.Errs != 0 {
 			t.Errorf("steady control row incomplete: %+v", c)
 		}
 	}
 	for _, s := range rep.Steady {
-		if len(s.RoundRatios) != cfg.SteadyRounds || len(s.CPURatios) != cfg.SteadyRounds {
-			t.Errorf("steady %d goroutines: %d throughput and %d CPU ratios, want %d each", s.Goroutines, len(s.RoundRatios), len(s.CPURatios), cfg.SteadyRounds)
+		if n := cfg.steadyRounds(s.Goroutines); len(s.RoundRatios) != n || len(s.CPURatios) != n {
+			t.Errorf("steady %d goroutines: %d throughput and %d CPU ratios, want %d each", s.Goroutines, len(s.RoundRatios), len(s.CPURatios), n)
 		}
 		if s.Ours.Errs != 0 || s.Ours.Ops == 0 || s.Plain.Ops == 0 {
 			t.Errorf("steady %d goroutines: ours %d errors of %d ops, plain %d ops", s.Goroutines, s.Ours.Errs, s.Ours.Ops, s.Plain.Ops)
@@ -115,6 +123,29 @@ PASS`
 	for _, want := range []string{"| /internal/resp | BenchmarkScanReplies-2 | 1879 | 3 | **1** |", "| framer (internal/reauth, internal/resp): 0 allocs per command | reauth BenchmarkCommand-2: 0; resp BenchmarkScanReplies-2: 1 | **missed** |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("no %q in:\n%s", want, md)
+		}
+	}
+}
+
+func TestRoundsText(t *testing.T) {
+	rows := func(rounds ...int) []steadyRow {
+		var rs []steadyRow
+		for i, n := range rounds {
+			rs = append(rs, steadyRow{Goroutines: []int{1, 8, 32, 128}[i], Turns: n})
+		}
+		return rs
+	}
+	for _, c := range []struct {
+		rows []steadyRow
+		want string
+	}{
+		{rows(30, 30, 30, 30), "30 rounds"},
+		{rows(100, 30, 30, 30), "100 rounds at 1 goroutine, 30 at 8, 32 and 128"},
+		{rows(100, 30), "100 rounds at 1 goroutine, 30 at 8"},
+		{rows(30, 10, 30), "30 rounds at 1 and 32 goroutines, 10 at 8"},
+	} {
+		if got := roundsText(c.rows, steadyRowRounds); got != c.want {
+			t.Errorf("roundsText(%v) = %q, want %q", c.rows, got, c.want)
 		}
 	}
 }

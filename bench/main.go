@@ -34,6 +34,11 @@ type config struct {
 	SteadyConc   []int
 	SteadyDur    time.Duration
 	SteadyRounds int
+	// SteadyRounds1 replaces SteadyRounds at one goroutine, where one turn's
+	// CPU per command spreads most (0.6–1.5× between two identical clients)
+	// and 30 rounds resolve about ±4 %: more rounds for the same resolution
+	// as the other rows (0: SteadyRounds)
+	SteadyRounds1 int
 	// SteadyControl are the goroutine counts of the control rows: plain
 	// go-redis against a second plain go-redis client, in the same harness,
 	// which show how far apart two identical clients measure (empty: none)
@@ -84,6 +89,7 @@ func defaultConfig() config {
 		SteadyConc:     []int{1, 8, 32, 128},
 		SteadyDur:      time.Second,
 		SteadyRounds:   30,
+		SteadyRounds1:  100,
 		SteadyControl:  []int{1, 32},
 		RotToken:       6 * time.Second,
 		RotDur:         4500 * time.Millisecond,
@@ -111,12 +117,22 @@ func defaultConfig() config {
 	}
 }
 
+// steadyRounds is the number of interleaved rounds of a steady-state row
+// (go-redis, its control, rueidis) at g goroutines.
+func (c config) steadyRounds(g int) int {
+	if g == 1 && c.SteadyRounds1 > 0 {
+		return c.SteadyRounds1
+	}
+	return c.SteadyRounds
+}
+
 // smokeConfig is a run of a few seconds at tiny scale.
 func smokeConfig() config {
 	c := defaultConfig()
 	c.SteadyConc = []int{1, 8}
 	c.SteadyDur = 100 * time.Millisecond
 	c.SteadyRounds = 2
+	c.SteadyRounds1 = 3
 	c.SteadyControl = []int{8}
 	c.RotToken = 2 * time.Second
 	c.RotDur = 1200 * time.Millisecond
@@ -242,6 +258,7 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&c.SteadyDur, "steady-dur", c.SteadyDur, "steady state: duration of each client's turn")
 	fs.Var((*intList)(&c.SteadyControl), "steady-control", "steady state: goroutine counts of the control rows, plain go-redis against plain go-redis")
 	fs.IntVar(&c.SteadyRounds, "steady-rounds", c.SteadyRounds, "steady state: rounds per goroutine count (each round: one turn of each client, the order flipping every round)")
+	fs.IntVar(&c.SteadyRounds1, "steady-rounds-1", c.SteadyRounds1, "steady state: rounds at 1 goroutine, where the per-round spread is widest (0: -steady-rounds)")
 	fs.IntVar(&c.SteadyPool, "steady-pool", c.SteadyPool, "steady state: pool size (0: as many as goroutines)")
 	fs.BoolVar(&c.SteadyPlainFIFO, "steady-plain-fifo", c.SteadyPlainFIFO, "steady state: give the plain client PoolFIFO too (diagnostic: entraredis always sets it)")
 	fs.DurationVar(&c.RotToken, "rot-token", c.RotToken, "rotation: token lifetime")
@@ -319,6 +336,9 @@ type report struct {
 	Scale         []scaleRow
 	// RueidisSteady and RueidisRotation are section 6: rueidisentra.
 	RueidisSteady   []rueidisSteadyRow
+	// RueidisControl is plain rueidis against plain rueidis
+	// (config.SteadyControl): the noise floor of RueidisSteady.
+	RueidisControl []rueidisSteadyRow
 	RueidisRotation []rueidisRotRow
 	Started         time.Time
 	Took            time.Duration
@@ -389,6 +409,9 @@ func run(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 		if rep.RueidisSteady, err = runRueidisSteady(ctx, cfg, logf); err != nil {
 			return err
 		}
+		if rep.RueidisControl, err = runRueidisControl(ctx, cfg, logf); err != nil {
+			return err
+		}
 		rep.RueidisRotation, err = runRueidisRotation(ctx, cfg, logf)
 		return err
 	}); err != nil {
@@ -424,7 +447,7 @@ func (r *report) mergeFrom(n *report, cfg config, cmd string) {
 	r.Errors = append(errs, n.Errors...)
 	if cfg.has("steady") {
 		r.Steady, r.SteadyControl = n.Steady, n.SteadyControl
-		r.Config.SteadyConc, r.Config.SteadyDur, r.Config.SteadyRounds, r.Config.SteadyPool, r.Config.SteadyControl = cfg.SteadyConc, cfg.SteadyDur, cfg.SteadyRounds, cfg.SteadyPool, cfg.SteadyControl
+		r.Config.SteadyConc, r.Config.SteadyDur, r.Config.SteadyRounds, r.Config.SteadyRounds1, r.Config.SteadyPool, r.Config.SteadyControl = cfg.SteadyConc, cfg.SteadyDur, cfg.SteadyRounds, cfg.SteadyRounds1, cfg.SteadyPool, cfg.SteadyControl
 	}
 	if cfg.has("rotation") {
 		r.Rotation = n.Rotation
@@ -433,7 +456,7 @@ func (r *report) mergeFrom(n *report, cfg config, cmd string) {
 		r.Cold = n.Cold
 	}
 	if cfg.has("rueidis") {
-		r.RueidisSteady, r.RueidisRotation = n.RueidisSteady, n.RueidisRotation
+		r.RueidisSteady, r.RueidisControl, r.RueidisRotation = n.RueidisSteady, n.RueidisControl, n.RueidisRotation
 	}
 	if cfg.has("scale") {
 		r.Scale = n.Scale

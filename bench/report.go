@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -107,7 +109,7 @@ func (r *report) markdown(notes string) string {
 			w("**Diagnostic run: the plain client has PoolFIFO: true, like entraredis.** ")
 		}
 		w("*plain* is go-redis with a static password (Username = the credential's oid, Password = one 24-hour token minted by the emulator's issuer). ")
-		w("Pool size = goroutines (or `-steady-pool`). Both clients exist side by side and take turns, interleaved A,B,B,A,A,B,… (%d rounds of one %v turn each, the order flipping every round so that linear drift cancels, after an unmeasured warm-up of each), so that drift on this noisy 2-core machine hits both alike. *ratio* = entraredis ops/s ÷ plain ops/s over all turns; the per-round ratios (median, min–max) show the noise. *CPU µs/op* is this process's user+system CPU time per command during the client's turns (getrusage): the client plus the in-process emulator endpoint (the same work for both clients), not redis-server; it is much less sensitive than throughput to other load on the machine.\n\n", r.Steady[0].Turns, cfg.SteadyDur)
+		w("Pool size = goroutines (or `-steady-pool`). Both clients exist side by side and take turns, interleaved A,B,B,A,A,B,… (%s of one %v turn each, the order flipping every round so that linear drift cancels, after an unmeasured warm-up of each), so that drift on this noisy 2-core machine hits both alike. *ratio* = entraredis ops/s ÷ plain ops/s over all turns; the per-round ratios (median, min–max) show the noise. *CPU µs/op* is this process's user+system CPU time per command during the client's turns (getrusage): the client plus the in-process emulator endpoint (the same work for both clients), not redis-server; it is much less sensitive than throughput to other load on the machine.\n\n", roundsText(r.Steady, steadyRowRounds), cfg.SteadyDur)
 		w("*CPU ratio* = entraredis CPU per command ÷ plain's, per round; gate ≤ 1.02 on the median. *throughput*: goal ≥ 0.98 on the median per-round ratio. *verdict* is both on this row.\n\n")
 		w("| goroutines | pool | entraredis ops/s | plain ops/s | ratio (all turns) | **throughput ratio, median** (min–max) | CPU µs/op entraredis / plain | CPU ratio (all turns) | **CPU ratio, median** (min–max) | verdict | entraredis p50 | plain p50 | entraredis p99 | plain p99 | errors (ours/plain) |\n")
 		w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
@@ -121,7 +123,7 @@ func (r *report) markdown(notes string) string {
 			row(s, verdict(s.steadyOK()))
 		}
 		if len(r.SteadyControl) > 0 {
-			w("\n**Control** — the same harness with plain go-redis in both places (a second, identical plain client instead of entraredis), %d rounds. Two identical clients come out this far apart; a difference of that size in the rows above is noise, not entraredis:\n\n", r.SteadyControl[0].Turns)
+			w("\n**Control** — the same harness with plain go-redis in both places (a second, identical plain client instead of entraredis), %s. Two identical clients come out this far apart; a difference of that size in the rows above is noise, not entraredis:\n\n", roundsText(r.SteadyControl, steadyRowRounds))
 			w("| goroutines | pool | plain A ops/s | plain B ops/s | ratio (all turns) | **throughput ratio, median** (min–max) | CPU µs/op A / B | CPU ratio (all turns) | **CPU ratio, median** (min–max) | | A p50 | B p50 | A p99 | B p99 | errors (A/B) |\n")
 			w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
 			for _, c := range r.SteadyControl {
@@ -238,8 +240,8 @@ func (r *report) targets(b *strings.Builder, cfg config) {
 			thr = append(thr, fmt.Sprintf("G%d: %.3f (%.2f–%.2f) %s", s.Goroutines, t, tlo, thi, verdict(s.thrOK())))
 			cpuOK, thrOK = cpuOK && s.cpuOK(), thrOK && s.thrOK()
 		}
-		w("| steady CPU per command ≤ 1.02 × plain go-redis (gate; median of %d interleaved rounds, min–max) | %s | %s |\n", r.Steady[0].Turns, strings.Join(cpu, "; "), verdict(cpuOK))
-		w("| steady throughput ≥ 0.98 × plain go-redis (median of %d interleaved rounds, min–max) | %s | %s |\n", r.Steady[0].Turns, strings.Join(thr, "; "), verdict(thrOK))
+		w("| steady CPU per command ≤ 1.02 × plain go-redis (gate; median of interleaved rounds, min–max: %s) | %s | %s |\n", roundsText(r.Steady, steadyRowRounds), strings.Join(cpu, "; "), verdict(cpuOK))
+		w("| steady throughput ≥ 0.98 × plain go-redis (median of interleaved rounds, min–max: %s) | %s | %s |\n", roundsText(r.Steady, steadyRowRounds), strings.Join(thr, "; "), verdict(thrOK))
 		if len(r.SteadyControl) > 0 {
 			var parts []string
 			for _, c := range r.SteadyControl {
@@ -316,6 +318,14 @@ func (r *report) targets(b *strings.Builder, cfg config) {
 		}
 		w("| rueidis: steady CPU per command ≤ 1.02 × plain rueidis (median of rounds) | %s | %s |\n", strings.Join(cpu, "; "), verdict(cpuOK))
 		w("| rueidis: steady throughput ≥ 0.98 × plain rueidis (median of rounds) | %s | %s |\n", strings.Join(thr, "; "), verdict(thrOK))
+		if len(r.RueidisControl) > 0 {
+			var parts []string
+			for _, c := range r.RueidisControl {
+				parts = append(parts, fmt.Sprintf("G%d: CPU %.3f (%.2f–%.2f), throughput %.3f (%.2f–%.2f)", c.Goroutines,
+					median(c.CPURatios), slices.Min(c.CPURatios), slices.Max(c.CPURatios), median(c.OpsRatios), slices.Min(c.OpsRatios), slices.Max(c.OpsRatios)))
+			}
+			w("| control: plain rueidis against plain rueidis, same harness (the noise floor of the two rows above) | %s | — |\n", strings.Join(parts, "; "))
+		}
 	}
 	if len(r.RueidisRotation) > 0 {
 		var parts []string
@@ -340,6 +350,45 @@ func (r steadyRow) cpuOK() bool {
 func (r steadyRow) thrOK() bool {
 	m, _, _ := r.ratioSpread()
 	return m >= 0.98
+}
+
+// steadyRowRounds is the goroutine count and rounds of a steady row.
+func steadyRowRounds(s steadyRow) (goroutines, rounds int) { return s.Goroutines, s.Turns }
+
+// roundsText says how many rounds the rows ran: "30 rounds" when all ran
+// as many, else each count with its goroutine counts, "100 rounds at 1
+// goroutine, 30 at 8, 32 and 128".
+func roundsText[R any](rows []R, of func(R) (goroutines, rounds int)) string {
+	var order []int
+	at := map[int][]string{}
+	for _, x := range rows {
+		g, n := of(x)
+		if _, seen := at[n]; !seen {
+			order = append(order, n)
+		}
+		at[n] = append(at[n], strconv.Itoa(g))
+	}
+	if len(order) == 1 {
+		return fmt.Sprintf("%d rounds", order[0])
+	}
+	var parts []string
+	for i, n := range order {
+		gs := at[n]
+		list := strings.Join(gs, ", ")
+		if len(gs) > 1 {
+			list = strings.Join(gs[:len(gs)-1], ", ") + " and " + gs[len(gs)-1]
+		}
+		unit := "goroutines"
+		if len(gs) == 1 && gs[0] == "1" {
+			unit = "goroutine"
+		}
+		if i == 0 {
+			parts = append(parts, fmt.Sprintf("%d rounds at %s %s", n, list, unit))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d at %s", n, list))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // rotRounds and rotDur are the rounds and turn of kind's rotation rows.

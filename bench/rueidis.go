@@ -89,7 +89,7 @@ func runRueidisSteady(ctx context.Context, cfg config, logf func(string, ...any)
 		if err != nil {
 			return nil, err
 		}
-		row := rueidisSteadyRow{Goroutines: g, Ours: summarize(res[0]), Plain: summarize(res[1]), Rounds: cfg.SteadyRounds, OpsRatios: ratios}
+		row := rueidisSteadyRow{Goroutines: g, Ours: summarize(res[0]), Plain: summarize(res[1]), Rounds: cfg.steadyRounds(g), OpsRatios: ratios}
 		row.CPURatios = cpuRatios(res)
 		logf("rueidis steady %3d goroutines: ours %.0f ops/s %.1f µs/op, plain %.0f ops/s %.1f µs/op; medians: throughput %.3f, CPU %.3f",
 			g, row.Ours.OpsPerSec, us(row.Ours.CPUPerOp), row.Plain.OpsPerSec, us(row.Plain.CPUPerOp), median(row.OpsRatios), median(row.CPURatios))
@@ -97,6 +97,38 @@ func runRueidisSteady(ctx context.Context, cfg config, logf func(string, ...any)
 		if ctx.Err() != nil {
 			return rows, ctx.Err()
 		}
+	}
+	return rows, nil
+}
+
+// runRueidisControl measures plain rueidis against a second, identical plain
+// rueidis client at each of cfg.SteadyControl goroutine counts, exactly as
+// runRueidisSteady measures rueidisentra: the resolution of that comparison.
+func runRueidisControl(ctx context.Context, cfg config, logf func(string, ...any)) ([]rueidisSteadyRow, error) {
+	srv, pass, err := startStatic()
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+	cred := srv.Credential()
+	var rows []rueidisSteadyRow
+	for _, g := range cfg.SteadyControl {
+		var clients [2]rueidis.Client
+		for i := range clients {
+			c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig(), Username: cred.ObjectID(), Password: pass})
+			if err != nil {
+				return rows, err
+			}
+			defer c.Close()
+			clients[i] = c
+		}
+		res, ratios, err := interleave(ctx, cfg, g, [2]kvOp{rueidisOp(clients[0]), rueidisOp(clients[1])}, [2]string{"plain rueidis A", "plain rueidis B"})
+		if err != nil {
+			return rows, err
+		}
+		row := rueidisSteadyRow{Goroutines: g, Ours: summarize(res[0]), Plain: summarize(res[1]), Rounds: cfg.steadyRounds(g), OpsRatios: ratios, CPURatios: cpuRatios(res)}
+		logf("rueidis steady control %3d goroutines: plain A / plain B medians: throughput %.3f, CPU %.3f", g, median(row.OpsRatios), median(row.CPURatios))
+		rows = append(rows, row)
 	}
 	return rows, nil
 }
@@ -176,14 +208,26 @@ func (r *report) rueidisMarkdown(w func(string, ...any)) {
 	}
 	w("## 6. rueidis: rueidisentra beside plain rueidis\n\n")
 	if len(r.RueidisSteady) > 0 {
-		w("Steady state, as section 1 but with rueidis (v1.0.79, auto-pipelining on, its default): *plain* is rueidis with a static password (user = the oid, password = one 24-hour token), through the same TLS endpoint, 1-hour tokens. %d interleaved rounds of one %v turn of each client per row. The **medians of the per-round ratios** are the figures: CPU per command (gate ≤ 1.02) and throughput (goal ≥ 0.98); min–max shows the noise.\n\n", r.RueidisSteady[0].Rounds, r.Config.SteadyDur)
+		w("Steady state, as section 1 but with rueidis (v1.0.79, auto-pipelining on, its default): *plain* is rueidis with a static password (user = the oid, password = one 24-hour token), through the same TLS endpoint, 1-hour tokens. Interleaved rounds (%s) of one %v turn of each client per row. The **medians of the per-round ratios** are the figures: CPU per command (gate ≤ 1.02) and throughput (goal ≥ 0.98); min–max shows the noise.\n\n", roundsText(r.RueidisSteady, func(x rueidisSteadyRow) (int, int) { return x.Goroutines, x.Rounds }), r.Config.SteadyDur)
 		w("| goroutines | rueidisentra ops/s | plain ops/s | **throughput ratio, median** (min–max) | CPU µs/op rueidisentra / plain | **CPU ratio, median** (min–max) | p99 rueidisentra / plain | errors (ours/plain) |\n")
 		w("|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-		for _, s := range r.RueidisSteady {
+		row := func(s rueidisSteadyRow) {
 			olo, ohi := slices.Min(s.OpsRatios), slices.Max(s.OpsRatios)
 			clo, chi := slices.Min(s.CPURatios), slices.Max(s.CPURatios)
 			w("| %d | %.0f | %.0f | **%.3f** (%.2f–%.2f) | %.1f / %.1f | **%.3f** (%.2f–%.2f) | %s / %s | %d / %d |\n", s.Goroutines, s.Ours.OpsPerSec, s.Plain.OpsPerSec,
 				median(s.OpsRatios), olo, ohi, us(s.Ours.CPUPerOp), us(s.Plain.CPUPerOp), median(s.CPURatios), clo, chi, ms(s.Ours.P99), ms(s.Plain.P99), s.Ours.Errs, s.Plain.Errs)
+		}
+		for _, s := range r.RueidisSteady {
+			row(s)
+		}
+		if len(r.RueidisControl) > 0 {
+			w("\n**Control** — plain rueidis against a second, identical plain rueidis client in the same harness (%s): the noise floor of the rows above.\n\n",
+				roundsText(r.RueidisControl, func(x rueidisSteadyRow) (int, int) { return x.Goroutines, x.Rounds }))
+			w("| goroutines | plain A ops/s | plain B ops/s | **throughput ratio, median** (min–max) | CPU µs/op A / B | **CPU ratio, median** (min–max) | p99 A / B | errors (A/B) |\n")
+			w("|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			for _, s := range r.RueidisControl {
+				row(s)
+			}
 		}
 		w("\n")
 	}

@@ -103,7 +103,7 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 		}
 		ours.Close()
 		plain.Close()
-		row := steadyRow{Goroutines: g, Pool: pool, Turns: cfg.SteadyRounds, Ours: summarize(res[0]), Plain: summarize(res[1]), RoundRatios: ratios, CPURatios: cpuRatios(res)}
+		row := steadyRow{Goroutines: g, Pool: pool, Turns: cfg.steadyRounds(g), Ours: summarize(res[0]), Plain: summarize(res[1]), RoundRatios: ratios, CPURatios: cpuRatios(res)}
 		logf("steady %3d goroutines: entraredis %.0f ops/s p99 %v, plain %.0f ops/s p99 %v, ratio %.3f",
 			g, row.Ours.OpsPerSec, row.Ours.P99, row.Plain.OpsPerSec, row.Plain.P99, row.ratio())
 		rows = append(rows, row)
@@ -152,7 +152,7 @@ func steadyControl(ctx context.Context, cfg config, g int, logf func(string, ...
 	if err != nil {
 		return nil, err
 	}
-	row := &steadyRow{Goroutines: g, Pool: pool, Turns: cfg.SteadyRounds, Ours: summarize(res[0]), Plain: summarize(res[1]), RoundRatios: ratios, CPURatios: cpuRatios(res)}
+	row := &steadyRow{Goroutines: g, Pool: pool, Turns: cfg.steadyRounds(g), Ours: summarize(res[0]), Plain: summarize(res[1]), RoundRatios: ratios, CPURatios: cpuRatios(res)}
 	c, _, _ := row.cpuSpread()
 	t, _, _ := row.ratioSpread()
 	logf("steady control %3d goroutines: plain A / plain B: CPU %.3f, throughput %.3f", g, c, t)
@@ -167,7 +167,7 @@ func (r steadyRow) cpuTotalRatio() float64 {
 	return float64(r.Ours.CPUPerOp) / float64(r.Plain.CPUPerOp)
 }
 
-// interleave warms both clients up, then runs cfg.SteadyRounds rounds of one
+// interleave warms both clients up, then runs cfg.steadyRounds(g) rounds of one
 // cfg.SteadyDur turn of each, the order flipping every round (A,B,B,A,A,B,...:
 // linear drift cancels), measuring the process's CPU during each turn. It
 // returns each client's turns and the per-round throughput ratios ops[0] /
@@ -179,7 +179,7 @@ func interleave(ctx context.Context, cfg config, g int, ops [2]kvOp, names [2]st
 			return res, nil, fmt.Errorf("%s: %w", names[i], err)
 		}
 	}
-	err = alternate(ctx, cfg.SteadyRounds, func(round, i int) error {
+	err = alternate(ctx, cfg.steadyRounds(g), func(round, i int) error {
 		cpu0 := processCPU()
 		r := runOps(ctx, ops[i], g, cfg.SteadyDur, time.Now(), "steady")
 		r.cpu = processCPU() - cpu0
