@@ -335,10 +335,10 @@ type report struct {
 	Cold          []coldRow
 	Scale         []scaleRow
 	// RueidisSteady and RueidisRotation are section 6: rueidisentra.
-	RueidisSteady   []rueidisSteadyRow
+	RueidisSteady []rueidisSteadyRow
 	// RueidisControl is plain rueidis against plain rueidis
 	// (config.SteadyControl): the noise floor of RueidisSteady.
-	RueidisControl []rueidisSteadyRow
+	RueidisControl  []rueidisSteadyRow
 	RueidisRotation []rueidisRotRow
 	Started         time.Time
 	Took            time.Duration
