@@ -349,6 +349,23 @@ func (c *Conn[T]) injectIfPending() (tok T, ok bool) {
 	return tok, ok
 }
 
+// plainCommand records a command that is not special (state.plainCommand).
+func (c *Conn[T]) plainCommand() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.st.plainCommand()
+}
+
+// plainReply records a reply to a plain command (state.plainReply) and
+// reports whether it was one, and whether reads may now pass through: the
+// connection is retired and no AUTH reply is owed.
+func (c *Conn[T]) plainReply() (plain, pass bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	plain = c.st.plainReply()
+	return plain, plain && c.st.retired != "" && c.st.auths == 0
+}
+
 // wroteAuthLocked records an AUTH about to be written.
 func (c *Conn[T]) wroteAuthLocked(tok T, first bool) {
 	g := tok.Generation()
@@ -417,14 +434,21 @@ func (c *Conn[T]) write(p []byte) error {
 			if n, name, _, ok := resp.ScanCommand(data[i:]); ok {
 				var buf nameBuf
 				if up := upper(name, &buf); !special(up) {
-					var tok T
-					inject := false
-					c.locked(func() {
-						tok, inject = c.injectLocked(tok, false)
-						c.st.plainCommand()
-					})
-					if inject {
-						emit(start, tok)
+					if !c.pendingHint.Load() {
+						// No token to hand over (one handed over at this
+						// moment is written by the wrapper's goroutine, as
+						// in injectIfPending).
+						c.plainCommand()
+					} else {
+						var tok T
+						inject := false
+						c.locked(func() {
+							tok, inject = c.injectLocked(tok, false)
+							c.st.plainCommand()
+						})
+						if inject {
+							emit(start, tok)
+						}
 					}
 					i += n
 					continue
@@ -488,7 +512,7 @@ func (c *Conn[T]) write(p []byte) error {
 	if retired {
 		end = len(data)
 		c.passW = true
-	} else if end == len(data) && !c.cmd.InFrame() {
+	} else if end == len(data) && !c.cmd.InFrame() && c.pendingHint.Load() {
 		if tok, ok := c.injectIfPending(); ok {
 			emit(len(data), tok)
 		}
@@ -609,12 +633,7 @@ func (c *Conn[T]) filter(b []byte) (kept int, err error) {
 		if !c.rep.InFrame() {
 			// The fast path: a whole frame that answers a plain command.
 			if n, _, ok := resp.SkipFrame(b[i:]); ok {
-				plain, pass := false, false
-				c.locked(func() {
-					plain = c.st.plainReply()
-					pass = plain && c.st.retired != "" && c.st.auths == 0
-				})
-				if plain {
+				if plain, pass := c.plainReply(); plain {
 					w += copy(b[w:], b[i:i+n])
 					i += n
 					if pass {

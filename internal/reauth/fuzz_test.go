@@ -178,7 +178,7 @@ func FuzzFramer(f *testing.F) {
 		// pending just before command inj is written.
 		for i, cmd := range cmds {
 			if i == base+inj {
-				c.locked(func() { c.pending, c.hasPending = second, true })
+				c.locked(func() { c.pending = second; c.setPendingLocked(true) })
 				wantW.Write(appendAuth(nil, second))
 			}
 			wantW.Write(cmd)
@@ -193,7 +193,7 @@ func FuzzFramer(f *testing.F) {
 			}
 		}
 		if base+inj == len(cmds) {
-			c.locked(func() { c.pending, c.hasPending = second, true })
+			c.locked(func() { c.pending = second; c.setPendingLocked(true) })
 			c.injectIdle()
 			wantW.Write(appendAuth(nil, second))
 		}
