@@ -54,8 +54,17 @@ func BenchmarkCommand(b *testing.B) {
 // BenchmarkCommandManyConns is BenchmarkCommand spread over 256 connections
 // in turn, as a busy pool uses them: each command finds its connection's
 // state out of the nearest caches.
-func BenchmarkCommandManyConns(b *testing.B) {
-	const n = 256
+func BenchmarkCommandManyConns(b *testing.B) { benchCommandOver(b, 256) }
+
+// BenchmarkCommandColdCache is BenchmarkCommand spread over 40,000
+// connections (about 70 MB of state, far more than the caches hold), so that
+// each command meets its connection's state in memory, as it does in a
+// process whose system calls and other goroutines have evicted it: the cost
+// that the layout of Conn (the fields a command touches, together) is for.
+func BenchmarkCommandColdCache(b *testing.B) { benchCommandOver(b, 40000) }
+
+// benchCommandOver is BenchmarkCommand over n connections used in turn.
+func benchCommandOver(b *testing.B, n int) {
 	conns := make([]*Conn[testToken], n)
 	cmd := encode("GET", "key:000000001")
 	buf := make([]byte, 64)

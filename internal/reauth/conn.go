@@ -160,51 +160,59 @@ type State struct {
 
 // Conn is a net.Conn that re-authenticates itself in place. Create it with New.
 type Conn[T Token] struct {
+	// The fields a plain command and its reply touch come first, so that a
+	// command finds them in a few cache lines (the rest follow by lock).
 	nc  net.Conn
-	src Source[T]
-	cfg Config
+	wmu sync.Mutex // guards the write side (fields marked wmu) and writes to nc
+	rmu sync.Mutex // guards the read side (fields marked rmu) and reads from nc
+	dmu sync.Mutex // guards the deadlines (fields marked dmu) and SetDeadline calls on nc
+	mu  sync.Mutex // guards the shared fields (marked mu)
 
-	wmu          sync.Mutex // guards the write side below and writes to nc
-	cmd          resp.Scanner
-	held         []byte // the start of an unfinished command, not written yet
-	out          []byte // scratch for writes with an AUTH inserted
-	curEmitted   bool   // bytes of the unfinished command were written already
-	firstPending bool   // the first AUTH is still to be written
-	firstTok     T
-	passW        bool // retired: writes pass through
-
-	rmu   sync.Mutex // guards the read side below and reads from nc
-	rep   resp.Scanner
-	strip bool   // the current reply frame is removed
-	carry []byte // bytes read by the wrapper itself, for the client's next Read
-	rerr  error  // an error of the wrapper's own read, for the client's next Read
-	passR bool   // retired and no AUTH reply owed: reads pass through
-	rbuf  []byte
-
-	dmu        sync.Mutex // guards the deadlines below and SetDeadline calls on nc
-	rdl, wdl   time.Time  // the client's deadlines
-	ownR, ownW bool       // the wrapper's own read / write is running
-
-	mu          sync.Mutex // guards the fields below
-	st          state
-	authGen     uint64 // highest generation written in an AUTH
-	exp         map[uint64]time.Time
-	confirmed   time.Time // expiry of the token the server accepted last
-	pending     T
-	hasPending  bool
-	fatal       error
-	closed      bool
-	tending     bool
-	kicked      bool
-	retireNoted bool
-	wg          sync.WaitGroup
-
-	// Lock-free copies of three fields above, stored under mu whenever the
-	// field changes, so that a command and its reply take mu once each in the
-	// steady state. A stale value costs at most a lock or a delay (see each use).
+	// Lock-free copies of three fields guarded by mu, stored under mu whenever
+	// the field changes, so that a command and its reply take mu once each in
+	// the steady state. A stale value costs at most a lock or a delay (see
+	// each use).
 	fatalHint   atomic.Bool  // fatal != nil
 	pendingHint atomic.Bool  // hasPending
 	authsHint   atomic.Int32 // st.auths: replies of the wrapper's AUTHs still owed
+
+	firstPending bool      // wmu: the first AUTH is still to be written
+	curEmitted   bool      // wmu: bytes of the unfinished command were written already
+	passW        bool      // wmu: retired: writes pass through
+	cmdMid       bool      // wmu: cmd.InFrame(), kept here after each cmd.Scan
+	repMid       bool      // rmu: rep.InFrame(), kept here after each rep.Scan
+	strip        bool      // rmu: the current reply frame is removed
+	passR        bool      // rmu: retired and no AUTH reply owed: reads pass through
+	ownR, ownW   bool      // dmu: the wrapper's own read / write is running
+	held         []byte    // wmu: the start of an unfinished command, not written yet
+	carry        []byte    // rmu: bytes read by the wrapper itself, for the client's next Read
+	rerr         error     // rmu: an error of the wrapper's own read, for the client's next Read
+	rdl, wdl     time.Time // dmu: the client's deadlines
+	st           state     // mu
+
+	// Colder fields.
+	out      []byte // wmu: scratch for writes with an AUTH inserted
+	firstTok T      // wmu
+	rbuf     []byte // rmu
+	src      Source[T]
+	cfg      Config
+
+	authGen     uint64               // mu: highest generation written in an AUTH
+	exp         map[uint64]time.Time // mu
+	confirmed   time.Time            // mu: expiry of the token the server accepted last
+	pending     T                    // mu
+	hasPending  bool                 // mu
+	fatal       error                // mu
+	closed      bool                 // mu
+	tending     bool                 // mu
+	kicked      bool                 // mu
+	retireNoted bool                 // mu
+	wg          sync.WaitGroup
+
+	// The scanners last: a command or reply through the fast paths does not
+	// touch them (cmdMid and repMid say whether they are inside a frame).
+	cmd resp.Scanner // wmu: the commands written
+	rep resp.Scanner // rmu: the replies read
 }
 
 // New wraps nc. It takes the current token from src for the connection's
@@ -428,7 +436,7 @@ func (c *Conn[T]) write(p []byte) error {
 	end := len(data) // data[:end] goes out now, data[end:] is held
 	retired := false
 	for i, start := scanned, 0; i < len(data); {
-		if !c.cmd.InFrame() {
+		if !c.cmdMid {
 			start = i
 			// The fast path: a whole command that is not special.
 			if n, name, _, ok := resp.ScanCommand(data[i:]); ok {
@@ -456,6 +464,7 @@ func (c *Conn[T]) write(p []byte) error {
 			}
 		}
 		n, done, serr := c.cmd.Scan(data[i:])
+		c.cmdMid = c.cmd.InFrame()
 		i += n
 		if serr != nil {
 			c.locked(func() { c.st.retire("the client wrote bytes that are not RESP: " + serr.Error()) })
@@ -512,7 +521,7 @@ func (c *Conn[T]) write(p []byte) error {
 	if retired {
 		end = len(data)
 		c.passW = true
-	} else if end == len(data) && !c.cmd.InFrame() && c.pendingHint.Load() {
+	} else if end == len(data) && c.pendingHint.Load() && !c.cmdMid {
 		if tok, ok := c.injectIfPending(); ok {
 			emit(len(data), tok)
 		}
@@ -630,7 +639,7 @@ func (c *Conn[T]) filter(b []byte) (kept int, err error) {
 			w += copy(b[w:], b[i:])
 			break
 		}
-		if !c.rep.InFrame() {
+		if !c.repMid {
 			// The fast path: a whole frame that answers a plain command.
 			if n, _, ok := resp.SkipFrame(b[i:]); ok {
 				if plain, pass := c.plainReply(); plain {
@@ -652,6 +661,7 @@ func (c *Conn[T]) filter(b []byte) (kept int, err error) {
 			}
 		}
 		n, done, serr := c.rep.Scan(b[i:])
+		c.repMid = c.rep.InFrame()
 		if !c.strip {
 			w += copy(b[w:], b[i:i+n])
 		}
@@ -777,7 +787,7 @@ func (c *Conn[T]) tend() {
 func (c *Conn[T]) injectIdle() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.passW || c.firstPending || c.curEmitted || len(c.held) > 0 || c.cmd.InFrame() {
+	if c.passW || c.firstPending || c.curEmitted || len(c.held) > 0 || c.cmdMid {
 		return // the client's next write carries it
 	}
 	var tok T
