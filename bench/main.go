@@ -215,7 +215,7 @@ func main() {
 			rep.Command = cmd
 			rep.Config = cfg
 		}
-		if cfg.Micro != "" && cfg.Merge == "" {
+		if cfg.Micro != "" { // with -merge too: it replaces the merged report's
 			b, err := os.ReadFile(cfg.Micro)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "bench:", err)
