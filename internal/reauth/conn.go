@@ -191,11 +191,11 @@ type Conn[T Token] struct {
 	st           state     // mu
 
 	// Colder fields.
-	out      []byte // wmu: scratch for writes with an AUTH inserted
-	firstTok T      // wmu
-	rbuf     []byte // rmu
-	src      Source[T]
-	cfg      Config
+	out      []byte    // wmu: scratch for writes with an AUTH inserted
+	firstTok T         // wmu
+	rbuf     []byte    // rmu
+	src      Source[T] // set by New, then read-only
+	cfg      Config    // set by New, then read-only
 
 	authGen     uint64               // mu: highest generation written in an AUTH
 	exp         map[uint64]time.Time // mu
@@ -207,7 +207,7 @@ type Conn[T Token] struct {
 	tending     bool                 // mu
 	kicked      bool                 // mu
 	retireNoted bool                 // mu
-	wg          sync.WaitGroup
+	wg          sync.WaitGroup       // the wrapper's goroutine (tend)
 
 	// The scanners last: a command or reply through the fast paths does not
 	// touch them (cmdMid and repMid say whether they are inside a frame).
