@@ -75,16 +75,6 @@ func (q *queue) push(e entry) {
 	q.q = append(q.q, e)
 }
 
-// pushPlain is push(entry{kind: entryPlain, n: 1}), without building the entry
-// when the last one is plain already.
-func (q *queue) pushPlain() {
-	if n := len(q.q); n > q.h && q.q[n-1].kind == entryPlain {
-		q.q[n-1].n++
-		return
-	}
-	q.push(entry{kind: entryPlain, n: 1})
-}
-
 func (q *queue) pop() {
 	q.q[q.h] = entry{}
 	q.h++
@@ -276,7 +266,7 @@ func (s *state) plainCommand() {
 		return
 	}
 	s.affectNext = false
-	s.q.pushPlain()
+	s.q.push(entry{kind: entryPlain, n: 1})
 }
 
 // plainReply records a reply frame that is neither a push nor an attribute,
