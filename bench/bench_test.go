@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -9,6 +11,19 @@ import (
 
 	"github.com/entraredis/entraredis/entraredistest"
 )
+
+// TestMain serves the child emulator of the steady-state sections when this
+// test binary is started as one (see startChildEmulator).
+func TestMain(m *testing.M) {
+	if os.Getenv(serveEmulatorEnv) == "1" {
+		if err := serveEmulator(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: child emulator:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 // TestSmoke runs the benchmark program's logic at tiny scale (a few seconds)
 // and checks that the table has every section and that our client had no

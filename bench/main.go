@@ -164,6 +164,13 @@ func (silentLogger) Printf(context.Context, string, ...any) {}
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func main() {
+	if os.Getenv(serveEmulatorEnv) == "1" {
+		if err := serveEmulator(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: child emulator:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	cfg := defaultConfig()
 	// -smoke picks the tiny defaults; size flags given explicitly still apply.
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)

@@ -62,23 +62,23 @@ func rueidisOp(c rueidis.Client) kvOp {
 }
 
 // runRueidisSteady compares rueidisentra with plain rueidis (user = the oid,
-// password = one 24-hour token) through the same TLS endpoint with 1-hour
-// tokens (nothing rotates), auto-pipelining on (rueidis' default), turns
+// password = one 24-hour token) through the same TLS endpoint (a child
+// emulator, so that this process's CPU is the clients' alone), the same
+// token for rueidisentra (nothing rotates), auto-pipelining on (rueidis' default), turns
 // interleaved like the go-redis steady state.
 func runRueidisSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]rueidisSteadyRow, error) {
-	srv, pass, err := startStatic()
+	srv, err := startChildEmulator()
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Close()
-	cred := srv.Credential()
 	var rows []rueidisSteadyRow
 	for _, g := range cfg.SteadyConc {
-		plain, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig(), Username: cred.ObjectID(), Password: pass})
+		plain, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig(), Username: srv.ObjectID(), Password: srv.Password()})
 		if err != nil {
 			return nil, err
 		}
-		ours, err := rueidisentra.NewClient(ctx, cred, rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig()}, &entratoken.Options{Logger: quiet})
+		ours, err := rueidisentra.NewClient(ctx, srv.Credential(), rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig()}, &entratoken.Options{Logger: quiet})
 		if err != nil {
 			plain.Close()
 			return nil, err
@@ -105,17 +105,16 @@ func runRueidisSteady(ctx context.Context, cfg config, logf func(string, ...any)
 // rueidis client at each of cfg.SteadyControl goroutine counts, exactly as
 // runRueidisSteady measures rueidisentra: the resolution of that comparison.
 func runRueidisControl(ctx context.Context, cfg config, logf func(string, ...any)) ([]rueidisSteadyRow, error) {
-	srv, pass, err := startStatic()
+	srv, err := startChildEmulator()
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Close()
-	cred := srv.Credential()
 	var rows []rueidisSteadyRow
 	for _, g := range cfg.SteadyControl {
 		var clients [2]rueidis.Client
 		for i := range clients {
-			c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig(), Username: cred.ObjectID(), Password: pass})
+			c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig(), Username: srv.ObjectID(), Password: srv.Password()})
 			if err != nil {
 				return rows, err
 			}
@@ -208,7 +207,7 @@ func (r *report) rueidisMarkdown(w func(string, ...any)) {
 	}
 	w("## 6. rueidis: rueidisentra beside plain rueidis\n\n")
 	if len(r.RueidisSteady) > 0 {
-		w("Steady state, as section 1 but with rueidis (v1.0.79, auto-pipelining on, its default): *plain* is rueidis with a static password (user = the oid, password = one 24-hour token), through the same TLS endpoint, 1-hour tokens. Interleaved rounds (%s) of one %v turn of each client per row. The **medians of the per-round ratios** are the figures: CPU per command (gate ≤ 1.02) and throughput (goal ≥ 0.98); min–max shows the noise.\n\n", roundsText(r.RueidisSteady, func(x rueidisSteadyRow) (int, int) { return x.Goroutines, x.Rounds }), r.Config.SteadyDur)
+		w("Steady state, as section 1 but with rueidis (v1.0.79, auto-pipelining on, its default): *plain* is rueidis with a static password (user = the oid, password = one 24-hour token), through the same TLS endpoint (in a child process: the CPU is the clients' alone), one 24-hour token. Interleaved rounds (%s) of one %v turn of each client per row. The **medians of the per-round ratios** are the figures: CPU per command (gate ≤ 1.02) and throughput (goal ≥ 0.98); min–max shows the noise.\n\n", roundsText(r.RueidisSteady, func(x rueidisSteadyRow) (int, int) { return x.Goroutines, x.Rounds }), r.Config.SteadyDur)
 		w("| goroutines | rueidisentra ops/s | plain ops/s | **throughput ratio, median** (min–max) | CPU µs/op rueidisentra / plain | **CPU ratio, median** (min–max) | p99 rueidisentra / plain | errors (ours/plain) |\n")
 		w("|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		row := func(s rueidisSteadyRow) {

@@ -48,8 +48,9 @@ func startServer(life time.Duration) (*entraredistest.Server, error) {
 	return entraredistest.Start(entraredistest.Options{TokenLifetime: life, Backend: entraredistest.BackendRedisServer})
 }
 
-// startStatic starts an emulator with 1-hour tokens (nothing rotates) and
-// mints the plain clients' static password for its principal.
+// startStatic starts an emulator with 1-hour tokens (nothing rotates) in
+// this process, and mints the plain clients' static password for its
+// principal (the cold start, which counts the credential's token requests).
 func startStatic() (*entraredistest.Server, string, error) {
 	srv, err := startServer(time.Hour)
 	if err != nil {
@@ -71,16 +72,16 @@ func staticPassword(is *entraredistest.Issuer, oid string) (string, error) {
 }
 
 // runSteady compares our client with plain go-redis (static password) at each
-// goroutine count, through the same TLS endpoint, with 1-hour tokens (nothing
-// rotates). The two clients take turns A,B,A,B so that drift on a noisy
+// goroutine count, through the same TLS endpoint of a child emulator (so that
+// this process's CPU is the clients' alone), both on one 24-hour token
+// (nothing rotates). The two clients take turns A,B,A,B so that drift on a noisy
 // machine hits both alike.
 func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]steadyRow, error) {
-	srv, pass, err := startStatic()
+	srv, err := startChildEmulator()
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Close()
-	cred := srv.Credential()
 	var rows []steadyRow
 	for _, g := range cfg.SteadyConc {
 		pool := cfg.SteadyPool
@@ -88,8 +89,8 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 			pool = g
 		}
 		plain := redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool,
-			Username: cred.ObjectID(), Password: pass, PoolFIFO: cfg.SteadyPlainFIFO})
-		ours, err := entraredis.NewClient(ctx, cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool},
+			Username: srv.ObjectID(), Password: srv.Password(), PoolFIFO: cfg.SteadyPlainFIFO})
+		ours, err := entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool},
 			&entraredis.Options{Logger: quiet})
 		if err != nil {
 			plain.Close()
@@ -132,12 +133,11 @@ func runSteadyControl(ctx context.Context, cfg config, logf func(string, ...any)
 
 // steadyControl is one control row, at g goroutines.
 func steadyControl(ctx context.Context, cfg config, g int, logf func(string, ...any)) (*steadyRow, error) {
-	srv, pass, err := startStatic()
+	srv, err := startChildEmulator()
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Close()
-	cred := srv.Credential()
 	pool := cfg.SteadyPool
 	if pool <= 0 {
 		pool = g
@@ -145,7 +145,7 @@ func steadyControl(ctx context.Context, cfg config, g int, logf func(string, ...
 	var clients [2]*redis.Client
 	for i := range clients {
 		clients[i] = redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool,
-			Username: cred.ObjectID(), Password: pass})
+			Username: srv.ObjectID(), Password: srv.Password()})
 		defer clients[i].Close()
 	}
 	res, ratios, err := interleave(ctx, cfg, g, [2]kvOp{goRedisOp(clients[0]), goRedisOp(clients[1])}, [2]string{"plain A", "plain B"})
