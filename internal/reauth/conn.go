@@ -176,6 +176,15 @@ type Conn[T Token] struct {
 	pendingHint atomic.Bool  // hasPending
 	authsHint   atomic.Int32 // st.auths: replies of the wrapper's AUTHs still owed
 
+	// plainOwed counts, without a lock, the replies owed to plain commands
+	// while nothing else is owed and the state is one where a plain command
+	// and its reply change nothing but that count (state.countable): a plain
+	// command adds one, its reply takes one. Otherwise it holds countedByQueue
+	// and st.q counts them. Every section under mu starts by moving the count
+	// into st.q (lock) and ends by moving it back when it can (unlock), so
+	// code under mu sees st alone.
+	plainOwed atomic.Int64
+
 	firstPending bool      // wmu: the first AUTH is still to be written
 	curEmitted   bool      // wmu: bytes of the unfinished command were written already
 	passW        bool      // wmu: retired: writes pass through
@@ -265,9 +274,68 @@ func (c *Conn[T]) State() State {
 }
 
 func (c *Conn[T]) locked(f func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	f()
+}
+
+// countedByQueue in plainOwed says that st.q counts every reply owed.
+const countedByQueue = int64(-1)
+
+// lock takes mu and moves the count of plainOwed into st.q. The CAS makes
+// the move atomic against a concurrent countCommand or countReply: each one
+// either lands in the count moved, or fails and takes mu itself.
+func (c *Conn[T]) lock() {
+	c.mu.Lock()
+	for {
+		n := c.plainOwed.Load()
+		if n == countedByQueue {
+			return
+		}
+		if c.plainOwed.CompareAndSwap(n, countedByQueue) {
+			if n > 0 {
+				c.st.q.push(entry{kind: entryPlain, n: n}) // st.q was empty: plainOwed counted everything
+			}
+			return
+		}
+	}
+}
+
+// unlock hands the owed plain replies back to plainOwed when they are all
+// that is owed and the state is countable, and releases mu.
+func (c *Conn[T]) unlock() {
+	if n, ok := c.st.plainOnly(); ok {
+		c.st.q.reset()
+		c.plainOwed.Store(n)
+	}
+	c.mu.Unlock()
+}
+
+// countCommand records a plain command without mu when plainOwed counts.
+func (c *Conn[T]) countCommand() bool {
+	for {
+		n := c.plainOwed.Load()
+		if n == countedByQueue {
+			return false
+		}
+		if c.plainOwed.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// countReply records the reply to a plain command without mu when
+// plainOwed counts one owed.
+func (c *Conn[T]) countReply() bool {
+	for {
+		n := c.plainOwed.Load()
+		if n <= 0 { // countedByQueue, or a reply to nothing counted: see reply
+			return false
+		}
+		if c.plainOwed.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
 }
 
 // failed returns the connection's final error, if any. A fatal error set by
@@ -359,8 +427,11 @@ func (c *Conn[T]) injectIfPending() (tok T, ok bool) {
 
 // plainCommand records a command that is not special (state.plainCommand).
 func (c *Conn[T]) plainCommand() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	if c.countCommand() {
+		return
+	}
+	c.lock()
+	defer c.unlock()
 	c.st.plainCommand()
 }
 
@@ -368,8 +439,11 @@ func (c *Conn[T]) plainCommand() {
 // reports whether it was one, and whether reads may now pass through: the
 // connection is retired and no AUTH reply is owed.
 func (c *Conn[T]) plainReply() (plain, pass bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	if c.countReply() {
+		return true, false // plainOwed counts: the connection is not retired
+	}
+	c.lock()
+	defer c.unlock()
 	plain = c.st.plainReply()
 	return plain, plain && c.st.retired != "" && c.st.auths == 0
 }

@@ -269,6 +269,25 @@ func (s *state) plainCommand() {
 	s.q.push(entry{kind: entryPlain, n: 1})
 }
 
+// plainOnly reports whether only replies to plain commands are owed, and
+// how many, in a state where a plain command and its reply change nothing
+// but that number: not retired, not after a command that applies to the
+// next one, and not RESP2-subscribed (see plainCommand and plainReply).
+func (s *state) plainOnly() (n int64, ok bool) {
+	if s.retired != "" || s.affectNext || s.proto == 2 && s.subscribed() {
+		return 0, false
+	}
+	switch s.q.len() {
+	case 0:
+		return 0, true
+	case 1:
+		if h := s.q.head(); h.kind == entryPlain {
+			return h.n, true
+		}
+	}
+	return 0, false
+}
+
 // plainReply records a reply frame that is neither a push nor an attribute,
 // when it answers a plain command at the head of the queue outside RESP2
 // subscribed mode (where reply would classify it the same way, and find
