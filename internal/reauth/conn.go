@@ -165,8 +165,8 @@ type Conn[T Token] struct {
 	nc  net.Conn
 	wmu sync.Mutex // guards the write side (fields marked wmu) and writes to nc
 	rmu sync.Mutex // guards the read side (fields marked rmu) and reads from nc
-	dmu sync.Mutex // guards the deadlines (fields marked dmu) and SetDeadline calls on nc
 	mu  sync.Mutex // guards the shared fields (marked mu)
+	dl  deadlines  // the client's deadlines, and the wrapper's own around its own I/O
 
 	// Lock-free copies of three fields guarded by mu, stored under mu whenever
 	// the field changes, so that a command and its reply take mu once each in
@@ -185,19 +185,17 @@ type Conn[T Token] struct {
 	// code under mu sees st alone.
 	plainOwed atomic.Int64
 
-	firstPending bool      // wmu: the first AUTH is still to be written
-	curEmitted   bool      // wmu: bytes of the unfinished command were written already
-	passW        bool      // wmu: retired: writes pass through
-	cmdMid       bool      // wmu: cmd.InFrame(), kept here after each cmd.Scan
-	repMid       bool      // rmu: rep.InFrame(), kept here after each rep.Scan
-	strip        bool      // rmu: the current reply frame is removed
-	passR        bool      // rmu: retired and no AUTH reply owed: reads pass through
-	ownR, ownW   bool      // dmu: the wrapper's own read / write is running
-	held         []byte    // wmu: the start of an unfinished command, not written yet
-	carry        []byte    // rmu: bytes read by the wrapper itself, for the client's next Read
-	rerr         error     // rmu: an error of the wrapper's own read, for the client's next Read
-	rdl, wdl     time.Time // dmu: the client's deadlines
-	st           state     // mu
+	firstPending bool   // wmu: the first AUTH is still to be written
+	curEmitted   bool   // wmu: bytes of the unfinished command were written already
+	passW        bool   // wmu: retired: writes pass through
+	cmdMid       bool   // wmu: cmd.InFrame(), kept here after each cmd.Scan
+	repMid       bool   // rmu: rep.InFrame(), kept here after each rep.Scan
+	strip        bool   // rmu: the current reply frame is removed
+	passR        bool   // rmu: retired and no AUTH reply owed: reads pass through
+	held         []byte // wmu: the start of an unfinished command, not written yet
+	carry        []byte // rmu: bytes read by the wrapper itself, for the client's next Read
+	rerr         error  // rmu: an error of the wrapper's own read, for the client's next Read
+	st           state  // mu
 
 	// Colder fields.
 	out      []byte    // wmu: scratch for writes with an AUTH inserted
@@ -871,17 +869,11 @@ func (c *Conn[T]) injectIdle() {
 		return
 	}
 	buf := appendAuth(c.out[:0], tok)
-	c.dmu.Lock()
-	c.ownW = true
-	err := c.nc.SetWriteDeadline(time.Now().Add(c.cfg.IOTimeout))
-	c.dmu.Unlock()
+	err := c.dl.beginOwn(c.nc, dlWrite, time.Now().Add(c.cfg.IOTimeout))
 	if err == nil {
 		_, err = c.nc.Write(buf)
 	}
-	c.dmu.Lock()
-	c.ownW = false
-	derr := c.nc.SetWriteDeadline(c.wdl)
-	c.dmu.Unlock()
+	derr := c.dl.endOwn(c.nc, dlWrite)
 	clear(buf)
 	c.out = buf[:0]
 	if err == nil {
@@ -907,16 +899,8 @@ func (c *Conn[T]) drain() {
 	if c.passR || c.rerr != nil || !only() {
 		return
 	}
-	c.dmu.Lock()
-	c.ownR = true
-	err := c.nc.SetReadDeadline(time.Now().Add(c.cfg.IOTimeout))
-	c.dmu.Unlock()
-	defer func() {
-		c.dmu.Lock()
-		c.ownR = false
-		c.nc.SetReadDeadline(c.rdl)
-		c.dmu.Unlock()
-	}()
+	err := c.dl.beginOwn(c.nc, dlRead, time.Now().Add(c.cfg.IOTimeout))
+	defer c.dl.endOwn(c.nc, dlRead)
 	if err != nil {
 		return
 	}
@@ -962,42 +946,13 @@ func (c *Conn[T]) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 // RemoteAddr returns the remote address of the connection.
 func (c *Conn[T]) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
-// SetDeadline sets the client's read and write deadlines.
-func (c *Conn[T]) SetDeadline(t time.Time) error {
-	c.dmu.Lock()
-	defer c.dmu.Unlock()
-	c.rdl, c.wdl = t, t
-	switch {
-	case !c.ownR && !c.ownW:
-		return c.nc.SetDeadline(t)
-	case !c.ownR:
-		return c.nc.SetReadDeadline(t)
-	case !c.ownW:
-		return c.nc.SetWriteDeadline(t)
-	}
-	return nil
-}
+// SetDeadline sets the client's read and write deadlines (see deadlines).
+func (c *Conn[T]) SetDeadline(t time.Time) error { return c.dl.set(c.nc, dlBoth, t) }
 
 // SetReadDeadline sets the client's read deadline.
-func (c *Conn[T]) SetReadDeadline(t time.Time) error {
-	c.dmu.Lock()
-	defer c.dmu.Unlock()
-	c.rdl = t
-	if c.ownR {
-		return nil // applied when the wrapper's own read ends
-	}
-	return c.nc.SetReadDeadline(t)
-}
+func (c *Conn[T]) SetReadDeadline(t time.Time) error { return c.dl.set(c.nc, dlRead, t) }
 
 // SetWriteDeadline sets the client's write deadline.
-func (c *Conn[T]) SetWriteDeadline(t time.Time) error {
-	c.dmu.Lock()
-	defer c.dmu.Unlock()
-	c.wdl = t
-	if c.ownW {
-		return nil // applied when the wrapper's own write ends
-	}
-	return c.nc.SetWriteDeadline(t)
-}
+func (c *Conn[T]) SetWriteDeadline(t time.Time) error { return c.dl.set(c.nc, dlWrite, t) }
 
 var _ net.Conn = (*Conn[Token])(nil)
