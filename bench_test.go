@@ -74,7 +74,7 @@ func BenchmarkSubscribeUnsubscribe(b *testing.B) {
 
 // BenchmarkRoundTrip is one GET through the emulator's TLS endpoint in front
 // of redis-server, with plain go-redis and a static password, and with
-// entraredis (streaming provider, hooks, FIFO pool), serially and from 32
+// entraredis (in-place re-authenticating connections, its hook), serially and from 32
 // goroutines.
 func BenchmarkRoundTrip(b *testing.B) {
 	entraredistest.RequireRedisServer(b)

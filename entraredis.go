@@ -131,8 +131,7 @@ var (
 // defaults: TLS 1.2 or later with the certificate verified against the host
 // name (ServerName from Addr), DialTimeout 5 s, ReadTimeout and WriteTimeout
 // 5 s, ConnMaxIdleTime 5 minutes (Azure closes idle connections after 10).
-// PoolFIFO is always turned on (pooled connections are used in turn). An
-// unset MaintNotificationsConfig becomes mode "disabled" for Azure Cache for
+// An unset MaintNotificationsConfig becomes mode "disabled" for Azure Cache for
 // Redis and local endpoints, which have no such notifications (go-redis'
 // "auto" mode would try them on every new connection). Every
 // connection authenticates itself with the token in use and moves itself to
@@ -159,7 +158,7 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Op
 		addrs: addrs, username: &o.Username, password: &o.Password,
 		providers: o.CredentialsProvider != nil || o.CredentialsProviderContext != nil || o.StreamingCredentialsProvider != nil,
 		tls:       &o.TLSConfig, dial: &o.DialTimeout, read: &o.ReadTimeout, write: &o.WriteTimeout,
-		idle: &o.ConnMaxIdleTime, fifo: &o.PoolFIFO, maint: &o.MaintNotificationsConfig,
+		idle: &o.ConnMaxIdleTime, maint: &o.MaintNotificationsConfig,
 	})
 	if err != nil {
 		return nil, err
@@ -193,7 +192,7 @@ func NewClusterClient(ctx context.Context, cred azcore.TokenCredential, ropts *r
 		addrs: o.Addrs, username: &o.Username, password: &o.Password,
 		providers: o.CredentialsProvider != nil || o.CredentialsProviderContext != nil || o.StreamingCredentialsProvider != nil,
 		tls:       &o.TLSConfig, dial: &o.DialTimeout, read: &o.ReadTimeout, write: &o.WriteTimeout,
-		idle: &o.ConnMaxIdleTime, fifo: &o.PoolFIFO, maint: &o.MaintNotificationsConfig,
+		idle: &o.ConnMaxIdleTime, maint: &o.MaintNotificationsConfig,
 	})
 	if err != nil {
 		return nil, err
@@ -244,7 +243,6 @@ type shared struct {
 	providers               bool // a go-redis credentials provider is set
 	tls                     **tls.Config
 	dial, read, write, idle *time.Duration
-	fifo                    *bool
 	maint                   **maintnotifications.Config
 }
 
@@ -276,7 +274,6 @@ func prepare(ctx context.Context, cred azcore.TokenCredential, opts *Options, f 
 			*d.field = d.value
 		}
 	}
-	*f.fifo = true
 	*f.username = ""
 	if *f.maint == nil && !maintNotificationsMayWork(f.addrs) {
 		*f.maint = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}

@@ -44,9 +44,6 @@ type config struct {
 	// which show how far apart two identical clients measure (empty: none)
 	SteadyControl []int
 	SteadyPool    int // 0: as many connections as goroutines
-	// SteadyPlainFIFO gives the plain client PoolFIFO, which entraredis
-	// always sets (a diagnostic: the cost of FIFO itself)
-	SteadyPlainFIFO bool
 
 	RotToken     time.Duration
 	RotDur       time.Duration // each turn of ours and the old mechanism
@@ -267,7 +264,6 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&c.SteadyRounds, "steady-rounds", c.SteadyRounds, "steady state: rounds per goroutine count (each round: one turn of each client, the order flipping every round)")
 	fs.IntVar(&c.SteadyRounds1, "steady-rounds-1", c.SteadyRounds1, "steady state: rounds at 1 goroutine, where the per-round spread is widest (0: -steady-rounds)")
 	fs.IntVar(&c.SteadyPool, "steady-pool", c.SteadyPool, "steady state: pool size (0: as many as goroutines)")
-	fs.BoolVar(&c.SteadyPlainFIFO, "steady-plain-fifo", c.SteadyPlainFIFO, "steady state: give the plain client PoolFIFO too (diagnostic: entraredis always sets it)")
 	fs.DurationVar(&c.RotToken, "rot-token", c.RotToken, "rotation: token lifetime")
 	fs.DurationVar(&c.RotDur, "rot-dur", c.RotDur, "rotation: duration of each turn of entraredis and of the old mechanism (entraredis.Credentials as streaming provider)")
 	fs.IntVar(&c.RotRounds, "rot-rounds", c.RotRounds, "rotation: interleaved rounds (one turn of each) of entraredis and the old mechanism, per goroutine count and pool size")
@@ -311,6 +307,10 @@ func (l *intList) String() string {
 }
 
 func (l *intList) Set(v string) error {
+	if strings.TrimSpace(v) == "" {
+		*l = nil // none: for example no control rows
+		return nil
+	}
 	var out []int
 	for _, f := range strings.Split(v, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))

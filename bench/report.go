@@ -105,9 +105,6 @@ func (r *report) markdown(notes string) string {
 	if len(r.Steady) > 0 {
 		w("## 1. Steady state (nothing rotates)\n\n")
 		w("GET/SET alternating, one 16-byte key per goroutine, RESP%d, TLS through the same emulator endpoint, one 24-hour token (nothing rotates). ", cfg.Protocol)
-		if cfg.SteadyPlainFIFO {
-			w("**Diagnostic run: the plain client has PoolFIFO: true, like entraredis.** ")
-		}
 		w("*plain* is go-redis with a static password (Username = the credential's oid, Password = one 24-hour token minted by the emulator's issuer); entraredis gets the same token from a credential that always returns it. ")
 		w("Pool size = goroutines (or `-steady-pool`). Both clients exist side by side and take turns, interleaved A,B,B,A,A,B,… (%s of one %v turn each, the order flipping every round so that linear drift cancels, after an unmeasured warm-up of each), so that drift on this noisy 2-core machine hits both alike. *ratio* = entraredis ops/s ÷ plain ops/s over all turns; the per-round ratios (median, min–max) show the noise. *CPU µs/op* is this process's user+system CPU time per command during the client's turns (getrusage): the client's alone, since the emulator endpoint and redis-server run in a child process (in runs before 2026-12-02 the emulator ran in this process, and its share, the same for both clients, diluted every ratio about twofold); it is much less sensitive than throughput to other load on the machine.\n\n", roundsText(r.Steady, steadyRowRounds), cfg.SteadyDur)
 		w("*CPU ratio* = entraredis CPU per command ÷ plain's, per round; gate ≤ 1.02 on the median. *throughput*: goal ≥ 0.98 on the median per-round ratio. *verdict* is both on this row.\n\n")

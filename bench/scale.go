@@ -206,7 +206,7 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 	oursMk := func() (redis.UniversalClient, func(), error) {
 		if cluster {
 			c, err := entraredis.NewClusterClient(ctx, cred, &redis.ClusterOptions{Addrs: cl.Addrs(), TLSConfig: cl.TLSConfig(), Protocol: cfg.Protocol,
-				PoolSize: perNode, DialTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}, oursOpts)
+				PoolSize: perNode, PoolFIFO: true, DialTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}, oursOpts)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -214,7 +214,7 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 			return c, func() { c.Close() }, nil
 		}
 		c, err := entraredis.NewClient(ctx, cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol,
-			PoolSize: perNode, DialTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}, oursOpts)
+			PoolSize: perNode, PoolFIFO: true, DialTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}, oursOpts)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -245,8 +245,8 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 		row.Note = "a rotation came while the connections were being opened and measured; the rotation timed here is the next one"
 	}
 
-	// Keep every connection active (the pool is FIFO: each command takes the
-	// connection idle the longest) and wait for one rotation.
+	// Keep every connection active (the pool is FIFO, set above: each command
+	// takes the connection idle the longest) and wait for one rotation.
 	lctx, stopLoad := context.WithCancel(ctx)
 	var load *loadResult
 	var lwg sync.WaitGroup

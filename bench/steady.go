@@ -89,7 +89,7 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 			pool = g
 		}
 		plain := redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool,
-			Username: srv.ObjectID(), Password: srv.Password(), PoolFIFO: cfg.SteadyPlainFIFO})
+			Username: srv.ObjectID(), Password: srv.Password()})
 		ours, err := entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool},
 			&entraredis.Options{Logger: quiet})
 		if err != nil {
