@@ -164,3 +164,31 @@ func TestRoundsText(t *testing.T) {
 		}
 	}
 }
+
+// TestMedianCI: the interval holds the median, is empty for constant data,
+// narrows with more rounds, and is the same on every call.
+func TestMedianCI(t *testing.T) {
+	if lo, hi := medianCI([]float64{1.01, 1.01, 1.01}); lo != 1.01 || hi != 1.01 {
+		t.Fatalf("constant data: CI %v–%v", lo, hi)
+	}
+	noisy := func(n int) []float64 {
+		xs := make([]float64, n)
+		for i := range xs {
+			xs[i] = 1 + 0.1*float64((i*7919)%101-50)/50 // spread evenly over 0.9–1.1
+		}
+		return xs
+	}
+	few, many := noisy(30), noisy(600)
+	med, _, _ := spread(many)
+	lo, hi := medianCI(many)
+	if lo > med || hi < med || hi-lo > 0.03 {
+		t.Fatalf("600 rounds: median %.4f, CI %.4f–%.4f", med, lo, hi)
+	}
+	flo, fhi := medianCI(few)
+	if fhi-flo <= hi-lo {
+		t.Fatalf("30 rounds give CI %.4f–%.4f, no wider than 600 rounds' %.4f–%.4f", flo, fhi, lo, hi)
+	}
+	if lo2, hi2 := medianCI(many); lo2 != lo || hi2 != hi {
+		t.Fatalf("two calls: %v–%v and %v–%v", lo, hi, lo2, hi2)
+	}
+}

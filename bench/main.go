@@ -35,9 +35,9 @@ type config struct {
 	SteadyDur    time.Duration
 	SteadyRounds int
 	// SteadyRounds1 replaces SteadyRounds at one goroutine, where one turn's
-	// CPU per command spreads most (0.6–1.5× between two identical clients)
-	// and 30 rounds resolve about ±4 %: more rounds for the same resolution
-	// as the other rows (0: SteadyRounds)
+	// CPU per command spreads most (per-round ratios 0.5–2× between two
+	// identical clients): more rounds for about the resolution of the other
+	// rows, ±0.02 (see medianCI) (0: SteadyRounds)
 	SteadyRounds1 int
 	// SteadyControl are the goroutine counts of the control rows: plain
 	// go-redis against a second plain go-redis client, in the same harness,
@@ -84,9 +84,9 @@ func defaultConfig() config {
 		Sections:       "steady,rotation,cold,scale,rueidis",
 		Protocol:       3,
 		SteadyConc:     []int{1, 8, 32, 128},
-		SteadyDur:      time.Second,
-		SteadyRounds:   30,
-		SteadyRounds1:  100,
+		SteadyDur:      200 * time.Millisecond,
+		SteadyRounds:   150,
+		SteadyRounds1:  600,
 		SteadyControl:  []int{1, 32},
 		RotToken:       6 * time.Second,
 		RotDur:         4500 * time.Millisecond,

@@ -107,21 +107,22 @@ func (r *report) markdown(notes string) string {
 		w("GET/SET alternating, one 16-byte key per goroutine, RESP%d, TLS through the same emulator endpoint, one 24-hour token (nothing rotates). ", cfg.Protocol)
 		w("*plain* is go-redis with a static password (Username = the credential's oid, Password = one 24-hour token minted by the emulator's issuer); entraredis gets the same token from a credential that always returns it. ")
 		w("Pool size = goroutines (or `-steady-pool`). Both clients exist side by side and take turns, interleaved A,B,B,A,A,B,… (%s of one %v turn each, the order flipping every round so that linear drift cancels, after an unmeasured warm-up of each), so that drift on this noisy 2-core machine hits both alike. *ratio* = entraredis ops/s ÷ plain ops/s over all turns; the per-round ratios (median, min–max) show the noise. *CPU µs/op* is this process's user+system CPU time per command during the client's turns (getrusage): the client's alone, since the emulator endpoint and redis-server run in a child process (in runs before 2026-12-02 the emulator ran in this process, and its share, the same for both clients, diluted every ratio about twofold); it is much less sensitive than throughput to other load on the machine.\n\n", roundsText(r.Steady, steadyRowRounds), cfg.SteadyDur)
-		w("*CPU ratio* = entraredis CPU per command ÷ plain's, per round; gate ≤ 1.02 on the median. *throughput*: goal ≥ 0.98 on the median per-round ratio. *verdict* is both on this row.\n\n")
-		w("| goroutines | pool | entraredis ops/s | plain ops/s | ratio (all turns) | **throughput ratio, median** (min–max) | CPU µs/op entraredis / plain | CPU ratio (all turns) | **CPU ratio, median** (min–max) | verdict | entraredis p50 | plain p50 | entraredis p99 | plain p99 | errors (ours/plain) |\n")
+		w("*CPU ratio* = entraredis CPU per command ÷ plain's, per round; gate ≤ 1.02 on the median. The 95 %% CI of the median (bootstrap) is how far one run's median can be trusted: a verdict whose CI straddles 1.02 is not settled by the run. *throughput*: goal ≥ 0.98 on the median per-round ratio. *verdict* is both on this row.\n\n")
+		w("| goroutines | pool | entraredis ops/s | plain ops/s | ratio (all turns) | **throughput ratio, median** (min–max) | CPU µs/op entraredis / plain | CPU ratio (all turns) | **CPU ratio, median** (95 %% CI of the median; min–max) | verdict | entraredis p50 | plain p50 | entraredis p99 | plain p99 | errors (ours/plain) |\n")
 		w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
 		row := func(s steadyRow, verdictCell string) {
 			med, lo, hi := s.ratioSpread()
 			cm, clo, chi := s.cpuSpread()
-			w("| %d | %d | %.0f | %.0f | %.3f | **%.3f** (%.2f–%.2f) | %.1f / %.1f | %.3f | **%.3f** (%.2f–%.2f) | %s | %s | %s | %s | %s | %d / %d |\n", s.Goroutines, s.Pool, s.Ours.OpsPerSec, s.Plain.OpsPerSec, s.ratio(), med, lo, hi,
-				us(s.Ours.CPUPerOp), us(s.Plain.CPUPerOp), s.cpuTotalRatio(), cm, clo, chi, verdictCell, ms(s.Ours.P50), ms(s.Plain.P50), ms(s.Ours.P99), ms(s.Plain.P99), s.Ours.Errs, s.Plain.Errs)
+			cilo, cihi := medianCI(s.CPURatios)
+			w("| %d | %d | %.0f | %.0f | %.3f | **%.3f** (%.2f–%.2f) | %.1f / %.1f | %.3f | **%.3f** (CI %.3f–%.3f; %.2f–%.2f) | %s | %s | %s | %s | %s | %d / %d |\n", s.Goroutines, s.Pool, s.Ours.OpsPerSec, s.Plain.OpsPerSec, s.ratio(), med, lo, hi,
+				us(s.Ours.CPUPerOp), us(s.Plain.CPUPerOp), s.cpuTotalRatio(), cm, cilo, cihi, clo, chi, verdictCell, ms(s.Ours.P50), ms(s.Plain.P50), ms(s.Ours.P99), ms(s.Plain.P99), s.Ours.Errs, s.Plain.Errs)
 		}
 		for _, s := range r.Steady {
 			row(s, verdict(s.steadyOK()))
 		}
 		if len(r.SteadyControl) > 0 {
 			w("\n**Control** — the same harness with plain go-redis in both places (a second, identical plain client instead of entraredis), %s. Two identical clients come out this far apart; a difference of that size in the rows above is noise, not entraredis:\n\n", roundsText(r.SteadyControl, steadyRowRounds))
-			w("| goroutines | pool | plain A ops/s | plain B ops/s | ratio (all turns) | **throughput ratio, median** (min–max) | CPU µs/op A / B | CPU ratio (all turns) | **CPU ratio, median** (min–max) | | A p50 | B p50 | A p99 | B p99 | errors (A/B) |\n")
+			w("| goroutines | pool | plain A ops/s | plain B ops/s | ratio (all turns) | **throughput ratio, median** (min–max) | CPU µs/op A / B | CPU ratio (all turns) | **CPU ratio, median** (95 %% CI of the median; min–max) | | A p50 | B p50 | A p99 | B p99 | errors (A/B) |\n")
 			w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
 			for _, c := range r.SteadyControl {
 				row(c, "control")
@@ -233,18 +234,20 @@ func (r *report) targets(b *strings.Builder, cfg config) {
 		for _, s := range r.Steady {
 			c, clo, chi := s.cpuSpread()
 			t, tlo, thi := s.ratioSpread()
-			cpu = append(cpu, fmt.Sprintf("G%d: %.3f (%.2f–%.2f) %s", s.Goroutines, c, clo, chi, verdict(s.cpuOK())))
+			cilo, cihi := medianCI(s.CPURatios)
+			cpu = append(cpu, fmt.Sprintf("G%d: %.3f (CI %.3f–%.3f; %.2f–%.2f) %s", s.Goroutines, c, cilo, cihi, clo, chi, verdict(s.cpuOK())))
 			thr = append(thr, fmt.Sprintf("G%d: %.3f (%.2f–%.2f) %s", s.Goroutines, t, tlo, thi, verdict(s.thrOK())))
 			cpuOK, thrOK = cpuOK && s.cpuOK(), thrOK && s.thrOK()
 		}
-		w("| steady CPU per command ≤ 1.02 × plain go-redis (gate; median of interleaved rounds, min–max: %s) | %s | %s |\n", roundsText(r.Steady, steadyRowRounds), strings.Join(cpu, "; "), verdict(cpuOK))
+		w("| steady CPU per command ≤ 1.02 × plain go-redis (gate; median of interleaved rounds, 95 %% CI of the median; min–max: %s) | %s | %s |\n", roundsText(r.Steady, steadyRowRounds), strings.Join(cpu, "; "), verdict(cpuOK))
 		w("| steady throughput ≥ 0.98 × plain go-redis (median of interleaved rounds, min–max: %s) | %s | %s |\n", roundsText(r.Steady, steadyRowRounds), strings.Join(thr, "; "), verdict(thrOK))
 		if len(r.SteadyControl) > 0 {
 			var parts []string
 			for _, c := range r.SteadyControl {
-				cm, clo, chi := c.cpuSpread()
+				cm, _, _ := c.cpuSpread()
+				cilo, cihi := medianCI(c.CPURatios)
 				tm, tlo, thi := c.ratioSpread()
-				parts = append(parts, fmt.Sprintf("G%d: CPU %.3f (%.2f–%.2f), throughput %.3f (%.2f–%.2f)", c.Goroutines, cm, clo, chi, tm, tlo, thi))
+				parts = append(parts, fmt.Sprintf("G%d: CPU %.3f (CI %.3f–%.3f), throughput %.3f (%.2f–%.2f)", c.Goroutines, cm, cilo, cihi, tm, tlo, thi))
 			}
 			w("| control: plain go-redis against plain go-redis, same harness (the noise floor of the two rows above) | %s | — |\n", strings.Join(parts, "; "))
 		}
@@ -308,8 +311,9 @@ func (r *report) targets(b *strings.Builder, cfg config) {
 		cpuOK, thrOK := true, true
 		for _, s := range r.RueidisSteady {
 			c, t := median(s.CPURatios), median(s.OpsRatios)
-			cpu = append(cpu, fmt.Sprintf("%d goroutines: %.3f", s.Goroutines, c))
-			thr = append(thr, fmt.Sprintf("%d goroutines: %.3f", s.Goroutines, t))
+			cilo, cihi := medianCI(s.CPURatios)
+			cpu = append(cpu, fmt.Sprintf("G%d: %.3f (CI %.3f–%.3f)", s.Goroutines, c, cilo, cihi))
+			thr = append(thr, fmt.Sprintf("G%d: %.3f", s.Goroutines, t))
 			cpuOK = cpuOK && c <= 1.02
 			thrOK = thrOK && t >= 0.98
 		}

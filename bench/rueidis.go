@@ -208,13 +208,14 @@ func (r *report) rueidisMarkdown(w func(string, ...any)) {
 	w("## 6. rueidis: rueidisentra beside plain rueidis\n\n")
 	if len(r.RueidisSteady) > 0 {
 		w("Steady state, as section 1 but with rueidis (v1.0.79, auto-pipelining on, its default): *plain* is rueidis with a static password (user = the oid, password = one 24-hour token), through the same TLS endpoint (in a child process: the CPU is the clients' alone), one 24-hour token. Interleaved rounds (%s) of one %v turn of each client per row. The **medians of the per-round ratios** are the figures: CPU per command (gate ≤ 1.02) and throughput (goal ≥ 0.98); min–max shows the noise.\n\n", roundsText(r.RueidisSteady, func(x rueidisSteadyRow) (int, int) { return x.Goroutines, x.Rounds }), r.Config.SteadyDur)
-		w("| goroutines | rueidisentra ops/s | plain ops/s | **throughput ratio, median** (min–max) | CPU µs/op rueidisentra / plain | **CPU ratio, median** (min–max) | p99 rueidisentra / plain | errors (ours/plain) |\n")
+		w("| goroutines | rueidisentra ops/s | plain ops/s | **throughput ratio, median** (min–max) | CPU µs/op rueidisentra / plain | **CPU ratio, median** (95 %% CI of the median; min–max) | p99 rueidisentra / plain | errors (ours/plain) |\n")
 		w("|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		row := func(s rueidisSteadyRow) {
 			olo, ohi := slices.Min(s.OpsRatios), slices.Max(s.OpsRatios)
 			clo, chi := slices.Min(s.CPURatios), slices.Max(s.CPURatios)
-			w("| %d | %.0f | %.0f | **%.3f** (%.2f–%.2f) | %.1f / %.1f | **%.3f** (%.2f–%.2f) | %s / %s | %d / %d |\n", s.Goroutines, s.Ours.OpsPerSec, s.Plain.OpsPerSec,
-				median(s.OpsRatios), olo, ohi, us(s.Ours.CPUPerOp), us(s.Plain.CPUPerOp), median(s.CPURatios), clo, chi, ms(s.Ours.P99), ms(s.Plain.P99), s.Ours.Errs, s.Plain.Errs)
+			cilo, cihi := medianCI(s.CPURatios)
+			w("| %d | %.0f | %.0f | **%.3f** (%.2f–%.2f) | %.1f / %.1f | **%.3f** (CI %.3f–%.3f; %.2f–%.2f) | %s / %s | %d / %d |\n", s.Goroutines, s.Ours.OpsPerSec, s.Plain.OpsPerSec,
+				median(s.OpsRatios), olo, ohi, us(s.Ours.CPUPerOp), us(s.Plain.CPUPerOp), median(s.CPURatios), cilo, cihi, clo, chi, ms(s.Ours.P99), ms(s.Plain.P99), s.Ours.Errs, s.Plain.Errs)
 		}
 		for _, s := range r.RueidisSteady {
 			row(s)

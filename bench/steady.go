@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"syscall"
 	"time"
@@ -242,6 +243,30 @@ func spread(xs []float64) (med, lo, hi float64) {
 		med = (s[n/2-1] + s[n/2]) / 2
 	}
 	return med, s[0], s[n-1]
+}
+
+// medianCI is a 95 % confidence interval of the median of xs: the 2.5th and
+// 97.5th percentiles of the medians of 2000 bootstrap resamples (a fixed
+// seed, so that a report renders the same twice). It is how far the
+// median of one run can be trusted: with per-round ratios spread ±10 %, 150
+// rounds give about ±0.02.
+func medianCI(xs []float64) (lo, hi float64) {
+	const resamples = 2000
+	n := len(xs)
+	if n == 0 {
+		return 0, 0
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	meds := make([]float64, resamples)
+	sample := make([]float64, n)
+	for i := range meds {
+		for j := range sample {
+			sample[j] = xs[rng.IntN(n)]
+		}
+		meds[i], _, _ = spread(sample)
+	}
+	slices.Sort(meds)
+	return meds[resamples*25/1000], meds[resamples*975/1000-1]
 }
 
 // summarize pools the turns of one client.
