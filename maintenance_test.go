@@ -231,8 +231,9 @@ func TestMaintenanceEventsOffByDefaultOffAzure(t *testing.T) {
 	if err := on.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, "the subscription gone after Close", func() bool {
-		n, err := srv.MaintenanceSubscribers(ctx)
-		return err == nil && n == 0
-	})
+	wctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := srv.WaitMaintenanceSubscribersExactly(wctx, 0); err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
 }

@@ -72,9 +72,21 @@ func (s *Server) MaintenanceSubscribers(ctx context.Context) (int, error) {
 // WaitMaintenanceSubscribers waits until at least n connections are
 // subscribed to azevents.Channel, polling every 10 ms, bounded by ctx.
 func (s *Server) WaitMaintenanceSubscribers(ctx context.Context, n int) error {
+	return s.waitSubscribers(ctx, "at least", n, func(got int) bool { return got >= n })
+}
+
+// WaitMaintenanceSubscribersExactly waits until exactly n connections are
+// subscribed to azevents.Channel (n = 0: until every subscription is gone),
+// polling every 10 ms, bounded by ctx. Use it where a subscriber that is
+// being replaced may still hold its subscription for a moment.
+func (s *Server) WaitMaintenanceSubscribersExactly(ctx context.Context, n int) error {
+	return s.waitSubscribers(ctx, "exactly", n, func(got int) bool { return got == n })
+}
+
+func (s *Server) waitSubscribers(ctx context.Context, how string, n int, done func(int) bool) error {
 	for {
 		got, err := s.MaintenanceSubscribers(ctx)
-		if err == nil && got >= n {
+		if err == nil && done(got) {
 			return nil
 		}
 		select {
@@ -82,7 +94,7 @@ func (s *Server) WaitMaintenanceSubscribers(ctx context.Context, n int) error {
 			if err == nil {
 				err = fmt.Errorf("%d subscribed", got)
 			}
-			return fmt.Errorf("entraredistest: waiting for %d maintenance subscribers: %w (%w)", n, ctx.Err(), err)
+			return fmt.Errorf("entraredistest: waiting for %s %d maintenance subscribers: %w (%w)", how, n, ctx.Err(), err)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

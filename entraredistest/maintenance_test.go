@@ -61,6 +61,15 @@ func TestPublishMaintenance(t *testing.T) {
 		if n, err := srv.MaintenanceSubscribers(ctx); err != nil || n != 2 {
 			t.Fatalf("MaintenanceSubscribers = %d, %v; want 2", n, err)
 		}
+		if err := srv.WaitMaintenanceSubscribersExactly(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		err := srv.WaitMaintenanceSubscribersExactly(short, 1)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "exactly 1") || !strings.Contains(err.Error(), "2 subscribed") {
+			t.Fatalf("WaitMaintenanceSubscribersExactly(1) with 2 subscribed: %v", err)
+		}
 		ev.Extra = []azevents.Field{{Name: "Shard", Value: "0"}}
 		if n, err := srv.PublishMaintenance(ctx, ev); err != nil || n != 2 {
 			t.Fatalf("PublishMaintenance = %d, %v; want 2 receivers", n, err)

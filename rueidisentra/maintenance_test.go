@@ -59,13 +59,9 @@ func TestMaintenanceEvents(t *testing.T) {
 		t.Fatalf("status: %d rotations, maintenance %+v", st.Rotations, st.Maintenance)
 	}
 	c.Close()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		n, err := srv.MaintenanceSubscribers(ctx)
-		if err == nil && n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("5 s after Close: %d subscribers, %v", n, err)
-		}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := srv.WaitMaintenanceSubscribersExactly(wctx, 0); err != nil {
+		t.Fatalf("after Close: %v", err)
 	}
 }
