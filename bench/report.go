@@ -317,13 +317,14 @@ func (r *report) targets(b *strings.Builder, cfg config) {
 			cpuOK = cpuOK && c <= 1.02
 			thrOK = thrOK && t >= 0.98
 		}
-		w("| rueidis: steady CPU per command ≤ 1.02 × plain rueidis (median of rounds) | %s | %s |\n", strings.Join(cpu, "; "), verdict(cpuOK))
+		w("| rueidis: steady CPU per command ≤ 1.02 × plain rueidis (median of rounds, 95 %% CI of the median) | %s | %s |\n", strings.Join(cpu, "; "), verdict(cpuOK))
 		w("| rueidis: steady throughput ≥ 0.98 × plain rueidis (median of rounds) | %s | %s |\n", strings.Join(thr, "; "), verdict(thrOK))
 		if len(r.RueidisControl) > 0 {
 			var parts []string
 			for _, c := range r.RueidisControl {
-				parts = append(parts, fmt.Sprintf("G%d: CPU %.3f (%.2f–%.2f), throughput %.3f (%.2f–%.2f)", c.Goroutines,
-					median(c.CPURatios), slices.Min(c.CPURatios), slices.Max(c.CPURatios), median(c.OpsRatios), slices.Min(c.OpsRatios), slices.Max(c.OpsRatios)))
+				cilo, cihi := medianCI(c.CPURatios)
+				parts = append(parts, fmt.Sprintf("G%d: CPU %.3f (CI %.3f–%.3f), throughput %.3f (%.2f–%.2f)", c.Goroutines,
+					median(c.CPURatios), cilo, cihi, median(c.OpsRatios), slices.Min(c.OpsRatios), slices.Max(c.OpsRatios)))
 			}
 			w("| control: plain rueidis against plain rueidis, same harness (the noise floor of the two rows above) | %s | — |\n", strings.Join(parts, "; "))
 		}

@@ -194,13 +194,7 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 		}
 		return c, func() { c.Close() }, nil
 	}
-	var mu sync.Mutex
-	var installed []time.Time
-	oursOpts := &entraredis.Options{Logger: quiet, OnTokenRefreshed: func(entraredis.TokenRefreshed) {
-		mu.Lock()
-		installed = append(installed, time.Now())
-		mu.Unlock()
-	}}
+	oursOpts := &entraredis.Options{Logger: quiet}
 	var oursC *entraredis.Client
 	var oursCC *entraredis.ClusterClient
 	oursMk := func() (redis.UniversalClient, func(), error) {
@@ -265,9 +259,9 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 	if !waitFor(ctx, cfg.ScaleToken+cfg.ScaleTimeout, func() bool { return status().Rotations > rot0 }) {
 		return row, fmt.Errorf("no rotation within %v", cfg.ScaleToken+cfg.ScaleTimeout)
 	}
-	mu.Lock()
-	rotAt := installed[len(installed)-1]
-	mu.Unlock()
+	// When the token was installed and its hand-out began (OnTokenRefreshed
+	// is queued and may run late under this load: no clock for this).
+	rotAt := status().LastRefresh
 	atRot := ep.Stats()
 	row.Conns = atRot.Open
 	row.Listeners = status().Connections
