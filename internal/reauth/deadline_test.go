@@ -15,27 +15,20 @@ type deadlineConn struct {
 	r, w time.Time
 }
 
-func (d *deadlineConn) SetDeadline(t time.Time) error {
+func (d *deadlineConn) SetDeadline(t time.Time) error      { return d.set(dlBoth, t) }
+func (d *deadlineConn) SetReadDeadline(t time.Time) error  { return d.set(dlRead, t) }
+func (d *deadlineConn) SetWriteDeadline(t time.Time) error { return d.set(dlWrite, t) }
+
+func (d *deadlineConn) set(k dlKind, t time.Time) error {
 	runtime.Gosched() // widen the window in which a call can be overtaken
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.r, d.w = t, t
-	return nil
-}
-
-func (d *deadlineConn) SetReadDeadline(t time.Time) error {
-	runtime.Gosched()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.r = t
-	return nil
-}
-
-func (d *deadlineConn) SetWriteDeadline(t time.Time) error {
-	runtime.Gosched()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.w = t
+	if k&dlRead != 0 {
+		d.r = t
+	}
+	if k&dlWrite != 0 {
+		d.w = t
+	}
 	return nil
 }
 
@@ -43,6 +36,16 @@ func (d *deadlineConn) get() (r, w time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.r, d.w
+}
+
+// race runs a and b at once, released together, and waits for both.
+func race(a, b func()) {
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { <-start; a() })
+	wg.Go(func() { <-start; b() })
+	close(start)
+	wg.Wait()
 }
 
 // TestDeadlinesRaceOwnIO races a client's deadline call (read, write or both)
@@ -58,18 +61,7 @@ func TestDeadlinesRaceOwnIO(t *testing.T) {
 		clientK := []dlKind{dlRead, dlWrite, dlBoth}[(i/2)%3]
 		client := base.Add(time.Duration(i+1) * time.Minute)
 		own := base.Add(time.Duration(i+1) * time.Second)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			<-start
-			d.set(nc, clientK, client)
-		})
-		wg.Go(func() {
-			<-start
-			d.beginOwn(nc, ownK, own)
-		})
-		close(start)
-		wg.Wait()
+		race(func() { d.set(nc, clientK, client) }, func() { d.beginOwn(nc, ownK, own) })
 		r, w := nc.get()
 		wantR, wantW := time.Time{}, time.Time{}
 		if clientK&dlRead != 0 {
@@ -106,18 +98,7 @@ func TestDeadlinesRaceOwnEnd(t *testing.T) {
 		d.set(nc, k, base)
 		d.beginOwn(nc, k, base.Add(time.Second))
 		client := base.Add(time.Duration(i+1) * time.Minute)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			<-start
-			d.set(nc, k, client)
-		})
-		wg.Go(func() {
-			<-start
-			d.endOwn(nc, k)
-		})
-		close(start)
-		wg.Wait()
+		race(func() { d.set(nc, k, client) }, func() { d.endOwn(nc, k) })
 		r, w := nc.get()
 		got := r
 		if k == dlWrite {
