@@ -83,18 +83,23 @@ func (s *Server) WaitMaintenanceSubscribersExactly(ctx context.Context, n int) e
 	return s.waitSubscribers(ctx, "exactly", n, func(got int) bool { return got == n })
 }
 
+// waitSubscribers polls until done(count); when ctx ends first, the error
+// gives the last count read, or the last error if no count was read.
 func (s *Server) waitSubscribers(ctx context.Context, how string, n int, done func(int) bool) error {
+	var last error
 	for {
 		got, err := s.MaintenanceSubscribers(ctx)
 		if err == nil && done(got) {
 			return nil
 		}
+		if err == nil {
+			last = fmt.Errorf("%d subscribed", got)
+		} else if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			if err == nil {
-				err = fmt.Errorf("%d subscribed", got)
-			}
-			return fmt.Errorf("entraredistest: waiting for %s %d maintenance subscribers: %w (%w)", how, n, ctx.Err(), err)
+			return fmt.Errorf("entraredistest: waiting for %s %d maintenance subscribers: %w (%w)", how, n, ctx.Err(), last)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
