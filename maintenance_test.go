@@ -100,8 +100,11 @@ func TestMaintenanceEventsUnderLoad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n != 1 {
-				t.Fatalf("%s reached %d subscribers, want 1", typ, n)
+			// 2 while a RESP2 subscription moves to a fresh connection at a
+			// rotation (make before break: both connections are subscribed
+			// for a moment, and the event is delivered once, checked below).
+			if n != 1 && !(n == 2 && protocol == 2) {
+				t.Fatalf("%s reached %d subscribers, want 1 (2 during a RESP2 move)", typ, n)
 			}
 			published = append(published, ev)
 			waitUntil(t, 5*time.Second, string(typ)+" delivered", func() bool { return len(delivered()) == len(published) })
