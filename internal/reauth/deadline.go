@@ -71,19 +71,15 @@ func (d *deadlines) set(nc net.Conn, k dlKind, t time.Time) error {
 func (d *deadlines) applyLocked(nc net.Conn, k dlKind) error {
 	own := dlKind(d.state.Load() & ownMask)
 	var err error
-	if k&dlRead != 0 {
-		t := d.ownR
-		if own&dlRead == 0 {
-			t = fromUnixNano(d.r.Load())
+	for _, dir := range [...]dlKind{dlRead, dlWrite} {
+		if k&dir == 0 {
+			continue
 		}
-		err = nc.SetReadDeadline(t)
-	}
-	if k&dlWrite != 0 {
-		t := d.ownW
-		if own&dlWrite == 0 {
-			t = fromUnixNano(d.w.Load())
+		t := d.ownDeadline(dir)
+		if own&dir == 0 {
+			t = fromUnixNano(d.clientNs(dir))
 		}
-		err = cmp.Or(err, nc.SetWriteDeadline(t))
+		err = cmp.Or(err, apply(nc, dir, t))
 	}
 	return err
 }
@@ -112,6 +108,15 @@ func (d *deadlines) endOwn(nc net.Conn, k dlKind) error {
 	return err
 }
 
+// ownDeadline is the deadline of the own I/O in direction k. d.mu is held.
+func (d *deadlines) ownDeadline(k dlKind) time.Time {
+	if k == dlRead {
+		return d.ownR
+	}
+	return d.ownW
+}
+
+// clientNs is the client's recorded deadline in direction k.
 func (d *deadlines) clientNs(k dlKind) int64 {
 	if k == dlRead {
 		return d.r.Load()
