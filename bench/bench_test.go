@@ -46,7 +46,7 @@ func TestSmoke(t *testing.T) {
 	rep.Command, rep.Config = "go run ./bench -smoke", cfg
 	md := rep.markdown("")
 	for _, want := range []string{"# entraredis benchmark results", "Machine:", "## Targets",
-		"## 1. Steady state", "## 2. Rotation under load", "## 3. Cold start", "## 4. Scale",
+		"## 1. Steady state", "## 1a. Where the steady-state cost goes", "| " + bdWrap + " | " + bdPlain + " | ", "## 2. Rotation under load", "## 3. Cold start", "## 4. Scale",
 		"| entraredis | ", "| " + kindOld + " | ", "| naive streaming | ", "| CredentialsProviderContext | ", "| standalone | ",
 		"## 6. rueidis", "| standalone | 8 | "} {
 		if !strings.Contains(md, want) {
@@ -86,6 +86,14 @@ func TestSmoke(t *testing.T) {
 		}
 		if s.Ours.Errs != 0 || s.Ours.Ops == 0 || s.Plain.Ops == 0 {
 			t.Errorf("steady %d goroutines: ours %d errors of %d ops, plain %d ops", s.Goroutines, s.Ours.Errs, s.Ours.Ops, s.Plain.Ops)
+		}
+	}
+	if len(rep.Breakdown) != len(breakdownPairs) {
+		t.Errorf("%d breakdown rows, want %d", len(rep.Breakdown), len(breakdownPairs))
+	}
+	for _, x := range rep.Breakdown {
+		if n := cfg.steadyRounds(cfg.BreakdownConc); len(x.Row.CPURatios) != n || x.Row.Ours.Errs+x.Row.Plain.Errs != 0 || x.Row.Ours.Ops == 0 || x.Row.Plain.Ops == 0 {
+			t.Errorf("breakdown %s / %s: %d CPU ratios (want %d), %d+%d errors, %d and %d ops", x.A, x.B, len(x.Row.CPURatios), n, x.Row.Ours.Errs, x.Row.Plain.Errs, x.Row.Ours.Ops, x.Row.Plain.Ops)
 		}
 	}
 	for _, r := range rep.Rotation {

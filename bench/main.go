@@ -4,7 +4,7 @@
 // tokens and closes a connection when its token expires). It prints a table
 // and writes it, with the machine and the command line, to -out.
 //
-//	go run ./bench -out bench/RESULTS.md            # full run, about 14 minutes on 2 cores
+//	go run ./bench -out bench/RESULTS.md            # full run, about 40 minutes on 2 cores
 //	go run ./bench -smoke -out /tmp/smoke.md         # a few seconds
 //
 // Every run is bounded by its flags (durations, goroutines, connections).
@@ -28,7 +28,7 @@ import (
 
 // config bounds every section of a run.
 type config struct {
-	Sections string // comma-separated: steady,rotation,cold,scale
+	Sections string // comma-separated: steady,breakdown,rotation,cold,scale,rueidis
 	Protocol int
 
 	SteadyConc   []int
@@ -44,6 +44,11 @@ type config struct {
 	// which show how far apart two identical clients measure (empty: none)
 	SteadyControl []int
 	SteadyPool    int // 0: as many connections as goroutines
+
+	// BreakdownConc is the goroutine count (and pool size) of the breakdown
+	// section, which splits the steady-state CPU ratio into layers, with
+	// config.steadyRounds rounds of config.SteadyDur turns per pair.
+	BreakdownConc int
 
 	RotToken     time.Duration
 	RotDur       time.Duration // each turn of ours and the old mechanism
@@ -81,13 +86,14 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		Sections:       "steady,rotation,cold,scale,rueidis",
+		Sections:       "steady,breakdown,rotation,cold,scale,rueidis",
 		Protocol:       3,
 		SteadyConc:     []int{1, 8, 32, 128},
 		SteadyDur:      200 * time.Millisecond,
 		SteadyRounds:   150,
 		SteadyRounds1:  600,
 		SteadyControl:  []int{1, 32},
+		BreakdownConc:  32,
 		RotToken:       6 * time.Second,
 		RotDur:         4500 * time.Millisecond,
 		RotRounds:      10,
@@ -131,6 +137,7 @@ func smokeConfig() config {
 	c.SteadyRounds = 2
 	c.SteadyRounds1 = 3
 	c.SteadyControl = []int{8}
+	c.BreakdownConc = 8
 	c.RotToken = 2 * time.Second
 	c.RotDur = 1200 * time.Millisecond
 	c.RotRounds = 2
@@ -256,7 +263,7 @@ func main() {
 }
 
 func bindFlags(fs *flag.FlagSet, c *config) {
-	fs.StringVar(&c.Sections, "sections", c.Sections, "sections to run, comma-separated: steady,rotation,cold,scale,rueidis")
+	fs.StringVar(&c.Sections, "sections", c.Sections, "sections to run, comma-separated: steady,breakdown,rotation,cold,scale,rueidis")
 	fs.IntVar(&c.Protocol, "protocol", c.Protocol, "RESP protocol version (2 or 3)")
 	fs.Var((*intList)(&c.SteadyConc), "steady-conc", "steady state: goroutine counts")
 	fs.DurationVar(&c.SteadyDur, "steady-dur", c.SteadyDur, "steady state: duration of each client's turn")
@@ -264,6 +271,7 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&c.SteadyRounds, "steady-rounds", c.SteadyRounds, "steady state: rounds per goroutine count (each round: one turn of each client, the order flipping every round)")
 	fs.IntVar(&c.SteadyRounds1, "steady-rounds-1", c.SteadyRounds1, "steady state: rounds at 1 goroutine, where the per-round spread is widest (0: -steady-rounds)")
 	fs.IntVar(&c.SteadyPool, "steady-pool", c.SteadyPool, "steady state: pool size (0: as many as goroutines)")
+	fs.IntVar(&c.BreakdownConc, "breakdown-conc", c.BreakdownConc, "breakdown: goroutines and pool size of the layers of the steady-state cost (rounds and turns as -steady-rounds, -steady-dur)")
 	fs.DurationVar(&c.RotToken, "rot-token", c.RotToken, "rotation: token lifetime")
 	fs.DurationVar(&c.RotDur, "rot-dur", c.RotDur, "rotation: duration of each turn of entraredis and of the old mechanism (entraredis.Credentials as streaming provider)")
 	fs.IntVar(&c.RotRounds, "rot-rounds", c.RotRounds, "rotation: interleaved rounds (one turn of each) of entraredis and the old mechanism, per goroutine count and pool size")
@@ -338,9 +346,11 @@ type report struct {
 	Steady  []steadyRow
 	// SteadyControl is plain go-redis against plain go-redis (config.SteadyControl).
 	SteadyControl []steadyRow
-	Rotation      []rotRow
-	Cold          []coldRow
-	Scale         []scaleRow
+	// Breakdown splits the steady-state CPU ratio into layers (runBreakdown).
+	Breakdown []breakdownRow
+	Rotation  []rotRow
+	Cold      []coldRow
+	Scale     []scaleRow
 	// RueidisSteady and RueidisRotation are section 6: rueidisentra.
 	RueidisSteady []rueidisSteadyRow
 	// RueidisControl is plain rueidis against plain rueidis
@@ -371,48 +381,46 @@ type sectionLoad struct {
 func run(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 	rep := &report{Machine: readMachine(), Started: time.Now().UTC()}
 	logf := func(format string, args ...any) { fmt.Fprintf(log, "bench: "+format+"\n", args...) }
-	section := func(name string, f func() error) error {
+	// section runs f when name is among cfg.Sections, recording the load
+	// around it and, if it fails, the error under label (the other sections
+	// still run).
+	section := func(name, label string, f func() error) {
 		if !cfg.has(name) {
-			return nil
+			return
 		}
 		l := sectionLoad{Section: name, Start: loadAvg()}
 		err := f()
 		l.End = loadAvg()
 		rep.Load = append(rep.Load, l)
-		return err
+		if err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", label, err))
+			logf("%s failed: %v", label, err)
+		}
 	}
-	if err := section("steady", func() (err error) {
+	section("steady", "steady state", func() (err error) {
 		if rep.Steady, err = runSteady(ctx, cfg, logf); err != nil {
 			return err
 		}
 		rep.SteadyControl, err = runSteadyControl(ctx, cfg, logf)
 		return err
-	}); err != nil {
-		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", "steady state", err))
-		logf("%s failed: %v", "steady state", err)
-	}
-	if err := section("rotation", func() (err error) {
+	})
+	section("breakdown", "breakdown", func() (err error) {
+		rep.Breakdown, err = runBreakdown(ctx, cfg, logf)
+		return err
+	})
+	section("rotation", "rotation", func() (err error) {
 		rep.Rotation, err = runRotations(ctx, cfg, logf)
 		return err
-	}); err != nil {
-		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", "rotation", err))
-		logf("%s failed: %v", "rotation", err)
-	}
-	if err := section("cold", func() (err error) {
+	})
+	section("cold", "cold start", func() (err error) {
 		rep.Cold, err = runCold(ctx, cfg, logf)
 		return err
-	}); err != nil {
-		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", "cold start", err))
-		logf("%s failed: %v", "cold start", err)
-	}
-	if err := section("scale", func() (err error) {
+	})
+	section("scale", "scale", func() (err error) {
 		rep.Scale, err = runScale(ctx, cfg, logf)
 		return err
-	}); err != nil {
-		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", "scale", err))
-		logf("%s failed: %v", "scale", err)
-	}
-	if err := section("rueidis", func() (err error) {
+	})
+	section("rueidis", "rueidis", func() (err error) {
 		if rep.RueidisSteady, err = runRueidisSteady(ctx, cfg, logf); err != nil {
 			return err
 		}
@@ -421,10 +429,7 @@ func run(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 		}
 		rep.RueidisRotation, err = runRueidisRotation(ctx, cfg, logf)
 		return err
-	}); err != nil {
-		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", "rueidis", err))
-		logf("%s failed: %v", "rueidis", err)
-	}
+	})
 	rep.Took = time.Since(rep.Started)
 	return rep, ctx.Err()
 }
@@ -455,6 +460,10 @@ func (r *report) mergeFrom(n *report, cfg config, cmd string) {
 	if cfg.has("steady") {
 		r.Steady, r.SteadyControl = n.Steady, n.SteadyControl
 		r.Config.SteadyConc, r.Config.SteadyDur, r.Config.SteadyRounds, r.Config.SteadyRounds1, r.Config.SteadyPool, r.Config.SteadyControl = cfg.SteadyConc, cfg.SteadyDur, cfg.SteadyRounds, cfg.SteadyRounds1, cfg.SteadyPool, cfg.SteadyControl
+	}
+	if cfg.has("breakdown") {
+		r.Breakdown = n.Breakdown
+		r.Config.BreakdownConc = cfg.BreakdownConc
 	}
 	if cfg.has("rotation") {
 		r.Rotation = n.Rotation

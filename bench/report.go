@@ -130,6 +130,19 @@ func (r *report) markdown(notes string) string {
 		}
 		w("\n")
 	}
+	if len(r.Breakdown) > 0 {
+		b0 := r.Breakdown[0]
+		w("## 1a. Where the steady-state cost goes\n\n")
+		w("The harness of section 1 (%d rounds of one %v turn of each client, interleaved, CPU of this process per command; the same child emulator) at %d goroutines on a pool of as many, with the layers between plain go-redis and entraredis as clients of their own: go-redis over a pass-through `net.Conn` (any wrapper's cost), go-redis over `reauth.Conn` with a static token and go-redis' own options (the in-place re-authenticating connection alone), and entraredis over that. Each row is A against B; a ratio within its CI of 1.00 is no measurable cost. The layers need not add up: each row is its own run, with its own noise. No target; it explains the CPU ratio of section 1.\n\n", b0.Row.Turns, b0.Turn, b0.Row.Goroutines)
+		w("| A | B | CPU µs/op A / B | **CPU ratio A/B, median** (95 %% CI of the median; min–max) | throughput ratio, median | errors (A/B) |\n|---|---|---:|---:|---:|---:|\n")
+		for _, x := range r.Breakdown {
+			cm, clo, chi := x.Row.cpuSpread()
+			cilo, cihi := medianCI(x.Row.CPURatios)
+			tm, _, _ := x.Row.ratioSpread()
+			w("| %s | %s | %.1f / %.1f | **%.3f** (CI %.3f–%.3f; %.2f–%.2f) | %.3f | %d / %d |\n", x.A, x.B, us(x.Row.Ours.CPUPerOp), us(x.Row.Plain.CPUPerOp), cm, cilo, cihi, clo, chi, tm, x.Row.Ours.Errs, x.Row.Plain.Errs)
+		}
+		w("\n")
+	}
 	if len(r.Rotation) > 0 {
 		w("## 2. Rotation under load\n\n")
 		w("Tokens of %v. entraredis rotates at about half the life (refresh margin capped at life/2, jitter up to a quarter of it) and hands the new token out over a spread window (%v here); ", cfg.RotToken, scaleSpread(cfg.RotToken))

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Full benchmark run (about 30 minutes on 2 cores): the micro-benchmarks of
+# Full benchmark run (about 45 minutes on 2 cores): the micro-benchmarks of
 # the root package and of the framer (internal/reauth, internal/resp), then
 # the program, which writes bench/RESULTS.md and bench/results.json.
 # Extra arguments go to the program (e.g. -rot-rounds 12).
