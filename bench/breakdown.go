@@ -66,7 +66,7 @@ func runBreakdown(ctx context.Context, cfg config, logf func(string, ...any)) ([
 	base := func() *redis.Options {
 		return &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: g}
 	}
-	// over returns plain go-redis whose connections wrap goes around.
+	// over returns plain go-redis with wrap put around each connection it dials.
 	over := func(wrap func(net.Conn) (net.Conn, error), user, pass string) redis.UniversalClient {
 		o := base()
 		o.Username, o.Password = user, pass
