@@ -133,5 +133,5 @@ func breakdownPair(ctx context.Context, cfg config, pair [2]string, newClient fu
 	if err != nil {
 		return breakdownRow{}, err
 	}
-	return breakdownRow{A: pair[0], B: pair[1], Turn: cfg.SteadyDur, Row: steadyRow{Goroutines: g, Pool: g, Turns: cfg.steadyRounds(g), Ours: summarize(res[0]), Plain: summarize(res[1]), RoundRatios: ratios, CPURatios: cpuRatios(res)}}, nil
+	return breakdownRow{A: pair[0], B: pair[1], Turn: cfg.SteadyDur, Row: newSteadyRow(cfg, g, g, res, ratios)}, nil
 }

@@ -112,10 +112,8 @@ func (r *report) markdown(notes string) string {
 		w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
 		row := func(s steadyRow, verdictCell string) {
 			med, lo, hi := s.ratioSpread()
-			cm, clo, chi := s.cpuSpread()
-			cilo, cihi := medianCI(s.CPURatios)
-			w("| %d | %d | %.0f | %.0f | %.3f | **%.3f** (%.2f–%.2f) | %.1f / %.1f | %.3f | **%.3f** (CI %.3f–%.3f; %.2f–%.2f) | %s | %s | %s | %s | %s | %d / %d |\n", s.Goroutines, s.Pool, s.Ours.OpsPerSec, s.Plain.OpsPerSec, s.ratio(), med, lo, hi,
-				us(s.Ours.CPUPerOp), us(s.Plain.CPUPerOp), s.cpuTotalRatio(), cm, cilo, cihi, clo, chi, verdictCell, ms(s.Ours.P50), ms(s.Plain.P50), ms(s.Ours.P99), ms(s.Plain.P99), s.Ours.Errs, s.Plain.Errs)
+			w("| %d | %d | %.0f | %.0f | %.3f | **%.3f** (%.2f–%.2f) | %.1f / %.1f | %.3f | %s | %s | %s | %s | %s | %s | %d / %d |\n", s.Goroutines, s.Pool, s.Ours.OpsPerSec, s.Plain.OpsPerSec, s.ratio(), med, lo, hi,
+				us(s.Ours.CPUPerOp), us(s.Plain.CPUPerOp), s.cpuTotalRatio(), cpuCell(s.CPURatios), verdictCell, ms(s.Ours.P50), ms(s.Plain.P50), ms(s.Ours.P99), ms(s.Plain.P99), s.Ours.Errs, s.Plain.Errs)
 		}
 		for _, s := range r.Steady {
 			row(s, verdict(s.steadyOK()))
@@ -136,10 +134,8 @@ func (r *report) markdown(notes string) string {
 		w("The harness of section 1 (%d rounds of one %v turn of each client, interleaved, CPU of this process per command; the same child emulator) at %d goroutines on a pool of as many, with the layers between plain go-redis and entraredis as clients of their own: go-redis over a pass-through `net.Conn` (any wrapper's cost), go-redis over `reauth.Conn` with a static token and go-redis' own options (the in-place re-authenticating connection alone), and entraredis over that. Each row is A against B; a ratio within its CI of 1.00 is no measurable cost. The layers need not add up: each row is its own run, with its own noise. No target; it explains the CPU ratio of section 1.\n\n", b0.Row.Turns, b0.Turn, b0.Row.Goroutines)
 		w("| A | B | CPU µs/op A / B | **CPU ratio A/B, median** (95 %% CI of the median; min–max) | throughput ratio, median | errors (A/B) |\n|---|---|---:|---:|---:|---:|\n")
 		for _, x := range r.Breakdown {
-			cm, clo, chi := x.Row.cpuSpread()
-			cilo, cihi := medianCI(x.Row.CPURatios)
 			tm, _, _ := x.Row.ratioSpread()
-			w("| %s | %s | %.1f / %.1f | **%.3f** (CI %.3f–%.3f; %.2f–%.2f) | %.3f | %d / %d |\n", x.A, x.B, us(x.Row.Ours.CPUPerOp), us(x.Row.Plain.CPUPerOp), cm, cilo, cihi, clo, chi, tm, x.Row.Ours.Errs, x.Row.Plain.Errs)
+			w("| %s | %s | %.1f / %.1f | %s | %.3f | %d / %d |\n", x.A, x.B, us(x.Row.Ours.CPUPerOp), us(x.Row.Plain.CPUPerOp), cpuCell(x.Row.CPURatios), tm, x.Row.Ours.Errs, x.Row.Plain.Errs)
 		}
 		w("\n")
 	}

@@ -212,10 +212,8 @@ func (r *report) rueidisMarkdown(w func(string, ...any)) {
 		w("|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		row := func(s rueidisSteadyRow) {
 			olo, ohi := slices.Min(s.OpsRatios), slices.Max(s.OpsRatios)
-			clo, chi := slices.Min(s.CPURatios), slices.Max(s.CPURatios)
-			cilo, cihi := medianCI(s.CPURatios)
-			w("| %d | %.0f | %.0f | **%.3f** (%.2f–%.2f) | %.1f / %.1f | **%.3f** (CI %.3f–%.3f; %.2f–%.2f) | %s / %s | %d / %d |\n", s.Goroutines, s.Ours.OpsPerSec, s.Plain.OpsPerSec,
-				median(s.OpsRatios), olo, ohi, us(s.Ours.CPUPerOp), us(s.Plain.CPUPerOp), median(s.CPURatios), cilo, cihi, clo, chi, ms(s.Ours.P99), ms(s.Plain.P99), s.Ours.Errs, s.Plain.Errs)
+			w("| %d | %.0f | %.0f | **%.3f** (%.2f–%.2f) | %.1f / %.1f | %s | %s / %s | %d / %d |\n", s.Goroutines, s.Ours.OpsPerSec, s.Plain.OpsPerSec,
+				median(s.OpsRatios), olo, ohi, us(s.Ours.CPUPerOp), us(s.Plain.CPUPerOp), cpuCell(s.CPURatios), ms(s.Ours.P99), ms(s.Plain.P99), s.Ours.Errs, s.Plain.Errs)
 		}
 		for _, s := range r.RueidisSteady {
 			row(s)

@@ -105,7 +105,7 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 		}
 		ours.Close()
 		plain.Close()
-		row := steadyRow{Goroutines: g, Pool: pool, Turns: cfg.steadyRounds(g), Ours: summarize(res[0]), Plain: summarize(res[1]), RoundRatios: ratios, CPURatios: cpuRatios(res)}
+		row := newSteadyRow(cfg, g, pool, res, ratios)
 		logf("steady %3d goroutines: entraredis %.0f ops/s p99 %v, plain %.0f ops/s p99 %v, ratio %.3f",
 			g, row.Ours.OpsPerSec, row.Ours.P99, row.Plain.OpsPerSec, row.Plain.P99, row.ratio())
 		rows = append(rows, row)
@@ -153,11 +153,11 @@ func steadyControl(ctx context.Context, cfg config, g int, logf func(string, ...
 	if err != nil {
 		return nil, err
 	}
-	row := &steadyRow{Goroutines: g, Pool: pool, Turns: cfg.steadyRounds(g), Ours: summarize(res[0]), Plain: summarize(res[1]), RoundRatios: ratios, CPURatios: cpuRatios(res)}
+	row := newSteadyRow(cfg, g, pool, res, ratios)
 	c, _, _ := row.cpuSpread()
 	t, _, _ := row.ratioSpread()
 	logf("steady control %3d goroutines: plain A / plain B: CPU %.3f, throughput %.3f", g, c, t)
-	return row, nil
+	return &row, nil
 }
 
 // cpuTotalRatio is the CPU per command of all ours' turns over plain's.
@@ -215,6 +215,20 @@ func alternate(ctx context.Context, rounds int, turn func(round, i int) error) e
 		}
 	}
 	return ctx.Err()
+}
+
+// newSteadyRow is the row of the turns res of two clients at g goroutines
+// on pools of pool connections, as interleave returned them with ratios.
+func newSteadyRow(cfg config, g, pool int, res [2][]*loadResult, ratios []float64) steadyRow {
+	return steadyRow{Goroutines: g, Pool: pool, Turns: cfg.steadyRounds(g), Ours: summarize(res[0]), Plain: summarize(res[1]), RoundRatios: ratios, CPURatios: cpuRatios(res)}
+}
+
+// cpuCell is a table cell of per-round CPU ratios: the median in bold, its
+// 95 % CI (medianCI) and the min–max.
+func cpuCell(ratios []float64) string {
+	med, lo, hi := spread(ratios)
+	cilo, cihi := medianCI(ratios)
+	return fmt.Sprintf("**%.3f** (CI %.3f–%.3f; %.2f–%.2f)", med, cilo, cihi, lo, hi)
 }
 
 // cpuRatios returns, per round, client 0's CPU per command over client 1's.
