@@ -656,11 +656,17 @@ func (c *Conn[T]) Read(p []byte) (n int, err error) {
 	if err := c.failed(); err != nil {
 		return 0, err
 	}
-	if c.passR {
-		return c.nc.Read(p)
-	}
 	for range maxStrippedReads {
 		n, err := c.nc.Read(p)
+		if err != nil && c.dl.earlyRead(c.nc, err) {
+			// The armed read deadline fired before the client's: read on.
+			if err = nil; n == 0 {
+				continue
+			}
+		}
+		if c.passR {
+			return n, err
+		}
 		kept, ferr := c.filter(p[:n])
 		if ferr != nil {
 			return 0, c.fail(ferr)

@@ -2,6 +2,7 @@ package reauth
 
 import (
 	"cmp"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -22,18 +23,45 @@ const (
 // an idle connection, the read of its reply) runs under a deadline of its
 // own; when that I/O ends, the client's deadline is put back.
 //
-// go-redis sets a deadline three times per command, so the client's calls
-// take no lock while no own I/O runs: they record the deadline, apply it, and
-// check that state (which counts every change) did not move meanwhile. If it
-// moved, an own I/O began or ended under them, and they apply under mu what
-// is due then. beginOwn publishes the change before it sets its own deadline,
-// endOwn after it has put the client's back, so a client call that sees state
-// unchanged around its own application was not overtaken by either.
+// go-redis sets a deadline twice per command (three times after the pool's
+// health check), each time a little later than the last (now plus its
+// timeout), and each call to the inner connection resets a runtime timer:
+// about as much CPU as the wrapper's own work on a command. So:
+//
+//   - The read deadline is set lazily. The inner connection's read deadline
+//     (armedR) may be earlier than the client's, never later and never
+//     absent while the client has one: a client deadline at or after the
+//     armed one, by at most half the lead the armed one was set with, or no
+//     deadline at all, leaves the inner connection as it is. Should the armed
+//     deadline fire before the client's, the wrapper's Read sees the timeout
+//     (earlyRead), puts the client's deadline on and reads again, so the
+//     client sees a timeout only at its own deadline. crypto/tls keeps a
+//     connection usable after a read timeout, so this is safe under TLS. With
+//     go-redis' timeouts the inner read deadline changes about once per half
+//     a timeout instead of once per command.
+//   - The write deadline is applied on every call: crypto/tls breaks a
+//     connection for good on a write timeout, so an inner write deadline may
+//     never fire early.
+//
+// The client's calls take no lock while no own I/O runs: they record the
+// deadline, apply it (or keep the armed read deadline), and check that state
+// (which counts every change) did not move meanwhile. If it moved, an own I/O
+// began or ended under them, and they apply under mu what is due then; a read
+// deadline that must change is always applied under mu, so armedR and the
+// inner connection change together. beginOwn publishes the change before it
+// sets its own deadline, endOwn after it has put the client's back, so a
+// client call that sees state unchanged around its own application was not
+// overtaken by either.
 type deadlines struct {
 	// state is ownRead|ownWrite of the own I/O running, plus stateStep times
 	// the number of changes; it is stored under mu and loaded without it.
 	state atomic.Uint64
 	r, w  atomic.Int64 // the client's deadlines, as Unix nanoseconds (0: none); stored without a lock
+
+	// armedR is the read deadline on the inner connection while no own read
+	// runs (Unix nanoseconds; 0: none), leadR how far ahead of the moment it
+	// was applied it lay. Both are stored under mu, loaded without it.
+	armedR, leadR atomic.Int64
 
 	mu         sync.Mutex // guards the fields marked mu, and serialises own changes of the inner deadlines
 	ownR, ownW time.Time  // mu: the deadlines of the own read and write that run
@@ -46,7 +74,8 @@ const (
 	stateStep = ownMask + 1
 )
 
-// set records the client's deadline t for k and applies it to nc.
+// set records the client's deadline t for k and applies it to nc (for the
+// read deadline: unless the armed one covers it, see readCovered).
 func (d *deadlines) set(nc net.Conn, k dlKind, t time.Time) error {
 	ns := unixNano(t)
 	if k&dlRead != 0 {
@@ -56,30 +85,98 @@ func (d *deadlines) set(nc net.Conn, k dlKind, t time.Time) error {
 		d.w.Store(ns)
 	}
 	if s := d.state.Load(); s&ownMask == 0 {
-		err := apply(nc, k, t)
-		if d.state.Load() == s {
-			return err
+		rest := k
+		if k&dlRead != 0 && d.readCovered(ns) {
+			rest &^= dlRead
+		}
+		if rest&dlRead == 0 { // a read deadline to change goes under mu
+			var err error
+			if rest != 0 {
+				err = apply(nc, rest, t)
+			}
+			if d.state.Load() == s {
+				return err
+			}
 		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.applyLocked(nc, k)
+	return d.applyLocked(nc, k, t)
+}
+
+// readCovered reports whether the armed read deadline may stay for a client
+// read deadline of ns: it fires no later than ns (or ns is none), and is not
+// so far before it that it would fire while the client's command still runs
+// (ns by more than half the armed lead, which is the client's timeout when
+// the client sets now plus a timeout each time).
+func (d *deadlines) readCovered(ns int64) bool {
+	a := d.armedR.Load()
+	switch {
+	case a == 0:
+		return false
+	case ns == 0:
+		return true
+	}
+	return a <= ns && ns-a <= d.leadR.Load()/2
+}
+
+// earlyRead reports whether err, from a read of the client, is the armed read
+// deadline firing before the client's; it then applies the client's deadline,
+// so that the read can be retried. It is called with no own read running.
+func (d *deadlines) earlyRead(nc net.Conn, err error) bool {
+	var ne net.Error
+	if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+		return false
+	}
+	if r := d.r.Load(); r != 0 && time.Now().UnixNano() >= r {
+		return false // the client's own deadline
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.state.Load()&ownRead != 0 {
+		return false
+	}
+	return d.applyLocked(nc, dlRead, time.Time{}) == nil
 }
 
 // applyLocked applies to nc, for each direction in k, the own deadline when
-// own I/O runs in it and the client's otherwise.
-func (d *deadlines) applyLocked(nc net.Conn, k dlKind) error {
+// own I/O runs in it and the client's otherwise. t is the client's deadline
+// of the call being made, if any: used where it is still the one recorded,
+// for its monotonic clock reading.
+func (d *deadlines) applyLocked(nc net.Conn, k dlKind, t time.Time) error {
 	own := dlKind(d.state.Load() & ownMask)
 	var err error
 	for _, dir := range [...]dlKind{dlRead, dlWrite} {
 		if k&dir == 0 {
 			continue
 		}
-		t := d.ownDeadline(dir)
-		if own&dir == 0 {
-			t = fromUnixNano(d.clientNs(dir))
+		if own&dir != 0 {
+			err = cmp.Or(err, apply(nc, dir, d.ownDeadline(dir)))
+		} else {
+			err = cmp.Or(err, d.applyClientLocked(nc, dir, t))
 		}
-		err = cmp.Or(err, apply(nc, dir, t))
+	}
+	return err
+}
+
+// applyClientLocked applies the client's recorded deadline for dir (t, if
+// that is the one recorded) and, for the read deadline, arms it. d.mu is held.
+func (d *deadlines) applyClientLocked(nc net.Conn, dir dlKind, t time.Time) error {
+	ns := d.clientNs(dir)
+	if unixNano(t) != ns {
+		t = fromUnixNano(ns)
+	}
+	err := apply(nc, dir, t)
+	if dir == dlRead {
+		lead := int64(0)
+		if ns != 0 && err == nil {
+			lead = ns - time.Now().UnixNano()
+		}
+		if err != nil {
+			ns = 0 // unknown: the next call applies its deadline
+		}
+		d.armedR.Store(ns)
+		d.leadR.Store(lead)
 	}
 	return err
 }
@@ -103,7 +200,7 @@ func (d *deadlines) endOwn(nc net.Conn, k dlKind) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := d.state.Load()
-	err := apply(nc, k, fromUnixNano(d.clientNs(k)))
+	err := d.applyClientLocked(nc, k, time.Time{})
 	d.state.Store((s&^ownMask + stateStep) | s&ownMask&^uint64(k))
 	return err
 }

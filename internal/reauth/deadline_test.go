@@ -1,10 +1,14 @@
 package reauth
 
 import (
+	"bytes"
+	"errors"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -125,4 +129,176 @@ func TestDeadlinesZero(t *testing.T) {
 	if r, w := nc.get(); !r.Equal(when) || !w.IsZero() {
 		t.Fatalf("read %v, write %v; want %v and none", r, w, when)
 	}
+}
+
+// countingConn is a deadlineConn that counts the deadline calls it gets.
+type countingConn struct {
+	deadlineConn
+	reads, writes int // guarded by deadlineConn.mu
+}
+
+func (c *countingConn) SetDeadline(t time.Time) error      { return c.count(dlBoth, t) }
+func (c *countingConn) SetReadDeadline(t time.Time) error  { return c.count(dlRead, t) }
+func (c *countingConn) SetWriteDeadline(t time.Time) error { return c.count(dlWrite, t) }
+
+func (c *countingConn) count(k dlKind, t time.Time) error {
+	c.mu.Lock()
+	if k&dlRead != 0 {
+		c.reads++
+	}
+	if k&dlWrite != 0 {
+		c.writes++
+	}
+	c.mu.Unlock()
+	return c.set(k, t)
+}
+
+func (c *countingConn) counts() (reads, writes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads, c.writes
+}
+
+// TestReadDeadlineLazy: a client that sets "now plus 3 s" before every
+// command, as go-redis does, changes the inner read deadline about once per
+// 1.5 s and the write deadline every time; the inner read deadline is never
+// later than the client's, and an earlier client deadline is applied at once.
+func TestReadDeadlineLazy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var d deadlines
+		nc := &countingConn{}
+		check := func(step string, client time.Time, wantReads int) {
+			t.Helper()
+			r, _ := nc.get()
+			if reads, _ := nc.counts(); reads != wantReads {
+				t.Fatalf("%s: %d inner read-deadline calls, want %d", step, reads, wantReads)
+			}
+			if r.IsZero() || !client.IsZero() && r.After(client) {
+				t.Fatalf("%s: inner read deadline %v, client's %v: the inner one must be set and not later", step, r, client)
+			}
+		}
+		first := time.Now().Add(3 * time.Second)
+		d.set(nc, dlRead, first)
+		check("first", first, 1)
+		var last time.Time
+		for range 1000 { // one second of commands, one per millisecond
+			time.Sleep(time.Millisecond)
+			last = time.Now().Add(3 * time.Second)
+			d.set(nc, dlWrite, last)
+			d.set(nc, dlRead, last)
+		}
+		check("1000 commands", last, 1)
+		if r, w := nc.get(); !r.Equal(first) || !w.Equal(last) {
+			t.Fatalf("inner deadlines read %v, write %v; want the first read one %v and the last write one %v", r, w, first, last)
+		}
+		if _, writes := nc.counts(); writes != 1000 {
+			t.Fatalf("%d inner write-deadline calls, want 1000: write deadlines are applied every time", writes)
+		}
+		time.Sleep(600 * time.Millisecond)
+		later := time.Now().Add(3 * time.Second) // 2.6 s after the armed one: more than half its lead
+		d.set(nc, dlRead, later)
+		check("past half the lead", later, 2)
+		sooner := time.Now().Add(time.Second)
+		d.set(nc, dlRead, sooner)
+		check("an earlier deadline", sooner, 3)
+		d.set(nc, dlBoth, time.Time{}) // the pool's health check clears both
+		check("cleared", time.Time{}, 3)
+		if _, w := nc.get(); !w.IsZero() {
+			t.Fatalf("the cleared write deadline is %v on the inner connection", w)
+		}
+		d.set(nc, dlRead, sooner.Add(time.Millisecond))
+		check("set again after a clear", sooner.Add(time.Millisecond), 3)
+		d.beginOwn(nc, dlRead, sooner.Add(time.Hour))
+		d.endOwn(nc, dlRead)
+		if r, _ := nc.get(); !r.Equal(sooner.Add(time.Millisecond)) {
+			t.Fatalf("after own I/O the inner read deadline is %v, want the client's %v exactly", r, sooner.Add(time.Millisecond))
+		}
+	})
+}
+
+// lazyPipe is a Conn over net.Pipe whose server answers the first AUTH at
+// once and the client's first command (GET k) replyAfter from now, or never
+// when replyAfter is 0.
+func lazyPipe(t *testing.T, replyAfter time.Duration) (*Conn[testToken], func()) {
+	at := time.Now().Add(replyAfter)
+	cli, srv := net.Pipe()
+	c, err := New[testToken](cli, &testSource{cur: tokenN(1)}, Config{Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var in []byte
+		buf := make([]byte, 512)
+		for !bytes.HasSuffix(in, encode("GET", "k")) {
+			n, err := srv.Read(buf)
+			if err != nil {
+				return
+			}
+			in = append(in, buf[:n]...)
+		}
+		srv.Write([]byte("+OK\r\n"))
+		if replyAfter > 0 {
+			time.Sleep(time.Until(at))
+			srv.Write([]byte("$1\r\nx\r\n"))
+		}
+		srv.Read(buf) // until closed
+	})
+	if _, err := c.Write(encode("GET", "k")); err != nil {
+		t.Fatal(err)
+	}
+	return c, func() { c.Close(); srv.Close(); wg.Wait() }
+}
+
+// TestEarlyReadRetried: when the armed read deadline fires before the
+// client's, the client's Read goes on: it gets the reply that comes between
+// the two, or its timeout at its own deadline, not earlier; with the
+// client's deadline cleared it waits for the reply however late.
+func TestEarlyReadRetried(t *testing.T) {
+	read := func(c *Conn[testToken]) (string, error) {
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		return string(buf[:n]), err
+	}
+	t.Run("reply between", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			c, done := lazyPipe(t, 3500*time.Millisecond)
+			defer done()
+			c.SetReadDeadline(start.Add(3 * time.Second))
+			time.Sleep(time.Second)
+			c.SetReadDeadline(start.Add(4 * time.Second)) // kept: the inner one stays at 3 s
+			got, err := read(c)
+			if got != "$1\r\nx\r\n" || err != nil || time.Since(start) != 3500*time.Millisecond {
+				t.Fatalf("Read = %q, %v after %v; want the reply at 3.5 s", got, err, time.Since(start))
+			}
+		})
+	})
+	t.Run("timeout at the client's deadline", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			c, done := lazyPipe(t, 0)
+			defer done()
+			c.SetReadDeadline(start.Add(3 * time.Second))
+			time.Sleep(time.Second)
+			c.SetReadDeadline(start.Add(4 * time.Second))
+			got, err := read(c)
+			if !errors.Is(err, os.ErrDeadlineExceeded) || got != "" || time.Since(start) != 4*time.Second {
+				t.Fatalf("Read = %q, %v after %v; want a timeout at 4 s", got, err, time.Since(start))
+			}
+		})
+	})
+	t.Run("deadline cleared", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			c, done := lazyPipe(t, time.Minute)
+			defer done()
+			c.SetReadDeadline(start.Add(3 * time.Second))
+			c.SetReadDeadline(time.Time{})
+			got, err := read(c)
+			if got != "$1\r\nx\r\n" || err != nil || time.Since(start) != time.Minute {
+				t.Fatalf("Read = %q, %v after %v; want the reply at 1 min", got, err, time.Since(start))
+			}
+		})
+	})
 }
