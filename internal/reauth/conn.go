@@ -45,6 +45,10 @@
 // reply itself when nothing else reads (under its own deadline, IOTimeout;
 // bytes that follow are kept for the client's next Read). go-redis' read and
 // write deadlines are recorded and restored around the wrapper's own I/O.
+// The read deadline reaches the inner connection lazily (once per half a
+// timeout rather than once per command, see deadlines): it may fire there
+// early, never late, and a Read it cuts short before the client's own
+// deadline goes on reading, so the client sees its timeouts exactly.
 //
 // A Conn implements neither syscall.Conn nor a NetConn() method, on purpose:
 // go-redis' connection health check (internal/pool/conn_check.go connCheck)
