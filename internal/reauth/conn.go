@@ -240,6 +240,7 @@ func New[T Token](nc net.Conn, src Source[T], cfg Config) (*Conn[T], error) {
 		cfg.Logger = slog.Default()
 	}
 	c := &Conn[T]{nc: nc, src: src, cfg: cfg, st: newState(), firstPending: true, firstTok: tok, authGen: tok.Generation()}
+	c.dl.armedW.Store(unknownNs) // the dialer may have left one: the first write applies the client's
 	c.exp = map[uint64]time.Time{tok.Generation(): tok.ExpiresOn()}
 	return c, nil
 }
@@ -478,12 +479,23 @@ func (c *Conn[T]) Write(p []byte) (n int, err error) {
 		return 0, err
 	}
 	if c.passW {
-		return c.nc.Write(p)
+		return c.writeInner(p)
 	}
 	if err := c.write(p); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// writeInner writes the client's bytes (with any AUTH inserted) to the inner
+// connection under the client's write deadline. c.wmu is held.
+func (c *Conn[T]) writeInner(b []byte) (int, error) {
+	err := c.dl.beginWrite(c.nc)
+	defer c.dl.endWrite()
+	if err != nil {
+		return 0, err
+	}
+	return c.nc.Write(b)
 }
 
 func (c *Conn[T]) write(p []byte) error {
@@ -609,7 +621,7 @@ func (c *Conn[T]) write(p []byte) error {
 	}
 	var werr error
 	if len(buf) > 0 {
-		_, werr = c.nc.Write(buf)
+		_, werr = c.writeInner(buf)
 	}
 	if injected {
 		clear(out) // the token

@@ -3,6 +3,7 @@ package reauth
 import (
 	"cmp"
 	"errors"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -39,19 +40,25 @@ const (
 //     connection usable after a read timeout, so this is safe under TLS. With
 //     go-redis' timeouts the inner read deadline changes about once per half
 //     a timeout instead of once per command.
-//   - The write deadline is applied on every call: crypto/tls breaks a
+//   - The write deadline is applied exactly, but only when it matters: when
+//     the inner connection is written. A client's call records it; the next
+//     write of the client (beginWrite) applies it if it is not the one already
+//     on the inner connection (armedW); a call while a write of the client
+//     runs applies it at once, as a socket would. crypto/tls breaks a
 //     connection for good on a write timeout, so an inner write deadline may
-//     never fire early.
+//     never fire early, and a late one would not respect the client's. A
+//     cleared deadline (the pool's health check) and the next command's
+//     "now plus a timeout" so cost one change of the inner deadline instead
+//     of two.
 //
-// The client's calls take no lock while no own I/O runs: they record the
-// deadline, apply it (or keep the armed read deadline), and check that state
-// (which counts every change) did not move meanwhile. If it moved, an own I/O
-// began or ended under them, and they apply under mu what is due then; a read
-// deadline that must change is always applied under mu, so armedR and the
-// inner connection change together. beginOwn publishes the change before it
-// sets its own deadline, endOwn after it has put the client's back, so a
-// client call that sees state unchanged around its own application was not
-// overtaken by either.
+// A client's call that leaves the inner connection alone takes no lock: it
+// records the deadline and checks that state (which counts every change)
+// did not move meanwhile. If it moved, an own I/O began or ended under it,
+// and it applies under mu what is due then. Every change of an inner
+// deadline for the client is made under mu, so armedR, armedW and the inner
+// connection change together. beginOwn publishes the change before it sets
+// its own deadline, endOwn after it has put the client's back, so a client
+// call that sees state unchanged was not overtaken by either.
 type deadlines struct {
 	// state is ownRead|ownWrite of the own I/O running, plus stateStep times
 	// the number of changes; it is stored under mu and loaded without it.
@@ -62,10 +69,22 @@ type deadlines struct {
 	// runs (Unix nanoseconds; 0: none), leadR how far ahead of the moment it
 	// was applied it lay. Both are stored under mu, loaded without it.
 	armedR, leadR atomic.Int64
+	// armedW is the write deadline on the inner connection while no own write
+	// runs (Unix nanoseconds; 0: none; unknownNs: not known, so the next
+	// write applies the client's). It is stored under mu, loaded without it.
+	armedW atomic.Int64
+	// writing is set while a write of the client runs on the inner
+	// connection: between beginWrite and endWrite, which the Conn calls under
+	// its wmu (so never while an own write runs); loaded without a lock.
+	writing atomic.Bool
 
 	mu         sync.Mutex // guards the fields marked mu, and serialises own changes of the inner deadlines
 	ownR, ownW time.Time  // mu: the deadlines of the own read and write that run
 }
+
+// unknownNs is armedW when the inner write deadline is not known: at the
+// start, and after a failed change.
+const unknownNs = math.MinInt64
 
 const (
 	ownRead   = uint64(dlRead)
@@ -74,35 +93,52 @@ const (
 	stateStep = ownMask + 1
 )
 
-// set records the client's deadline t for k and applies it to nc (for the
-// read deadline: unless the armed one covers it, see readCovered).
+// set records the client's deadline t for k and applies it to nc: the read
+// deadline unless the armed one covers it (readCovered), the write deadline
+// only while a write of the client runs (else beginWrite applies it).
 func (d *deadlines) set(nc net.Conn, k dlKind, t time.Time) error {
 	ns := unixNano(t)
 	if k&dlRead != 0 {
 		d.r.Store(ns)
 	}
 	if k&dlWrite != 0 {
-		d.w.Store(ns)
+		d.w.Store(ns) // before writing is loaded: see beginWrite
 	}
 	if s := d.state.Load(); s&ownMask == 0 {
 		rest := k
 		if k&dlRead != 0 && d.readCovered(ns) {
 			rest &^= dlRead
 		}
-		if rest&dlRead == 0 { // a read deadline to change goes under mu
-			var err error
-			if rest != 0 {
-				err = apply(nc, rest, t)
-			}
-			if d.state.Load() == s {
-				return err
-			}
+		if k&dlWrite != 0 && !d.writing.Load() {
+			rest &^= dlWrite
+		}
+		if rest == 0 && d.state.Load() == s {
+			return nil
 		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.applyLocked(nc, k, t)
 }
+
+// beginWrite is called before each write of the client to nc, under the
+// Conn's wmu: it applies the client's write deadline if the inner one is
+// not it. With set, it is the two halves of a Dekker handshake: set stores
+// the deadline, then loads writing; beginWrite stores writing, then loads
+// the deadline. So a deadline set while a write starts is applied by one of
+// them or both, and under mu, where the one recorded last is applied.
+func (d *deadlines) beginWrite(nc net.Conn) error {
+	d.writing.Store(true)
+	if d.w.Load() == d.armedW.Load() {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.applyClientLocked(nc, dlWrite, time.Time{})
+}
+
+// endWrite is called when the write that beginWrite began has returned.
+func (d *deadlines) endWrite() { d.writing.Store(false) }
 
 // readCovered reports whether the armed read deadline may stay for a client
 // read deadline of ns: it fires no later than ns (or ns is none), and is not
@@ -150,9 +186,12 @@ func (d *deadlines) applyLocked(nc net.Conn, k dlKind, t time.Time) error {
 		if k&dir == 0 {
 			continue
 		}
-		if own&dir != 0 {
+		switch {
+		case own&dir != 0:
 			err = cmp.Or(err, apply(nc, dir, d.ownDeadline(dir)))
-		} else {
+		case dir == dlWrite && !d.writing.Load():
+			// The next write applies it (beginWrite).
+		default:
 			err = cmp.Or(err, d.applyClientLocked(nc, dir, t))
 		}
 	}
@@ -160,13 +199,19 @@ func (d *deadlines) applyLocked(nc net.Conn, k dlKind, t time.Time) error {
 }
 
 // applyClientLocked applies the client's recorded deadline for dir (t, if
-// that is the one recorded) and, for the read deadline, arms it. d.mu is held.
+// that is the one recorded) and arms it (armedR or armedW). d.mu is held.
 func (d *deadlines) applyClientLocked(nc net.Conn, dir dlKind, t time.Time) error {
 	ns := d.clientNs(dir)
 	if unixNano(t) != ns {
 		t = fromUnixNano(ns)
 	}
 	err := apply(nc, dir, t)
+	if dir == dlWrite {
+		if err != nil {
+			ns = unknownNs
+		}
+		d.armedW.Store(ns)
+	}
 	if dir == dlRead {
 		lead := int64(0)
 		if ns != 0 && err == nil {

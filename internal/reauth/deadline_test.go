@@ -42,6 +42,25 @@ func (d *deadlineConn) get() (r, w time.Time) {
 	return d.r, d.w
 }
 
+// recordingConn is a deadlineConn or a countingConn.
+type recordingConn interface {
+	net.Conn
+	get() (r, w time.Time)
+}
+
+// writeDeadline is the inner write deadline a write of the client starting
+// now runs under: what the Conn's beginWrite, called before each write,
+// leaves on nc.
+func writeDeadline(t *testing.T, d *deadlines, nc recordingConn) time.Time {
+	t.Helper()
+	if err := d.beginWrite(nc); err != nil {
+		t.Fatal(err)
+	}
+	defer d.endWrite()
+	_, w := nc.get()
+	return w
+}
+
 // race runs a and b at once, released together, and waits for both.
 func race(a, b func()) {
 	start := make(chan struct{})
@@ -54,8 +73,9 @@ func race(a, b func()) {
 
 // TestDeadlinesRaceOwnIO races a client's deadline call (read, write or both)
 // with the start of the wrapper's own I/O, thousands of times: while the own
-// I/O runs, its direction has the own deadline, the other the client's; once
-// it ends, both are the client's.
+// I/O runs, its direction has the own deadline, the other the client's (for
+// the write deadline: at the client's next write); once it ends, both are the
+// client's.
 func TestDeadlinesRaceOwnIO(t *testing.T) {
 	base := time.Now()
 	for i := range 4000 {
@@ -67,6 +87,9 @@ func TestDeadlinesRaceOwnIO(t *testing.T) {
 		own := base.Add(time.Duration(i+1) * time.Second)
 		race(func() { d.set(nc, clientK, client) }, func() { d.beginOwn(nc, ownK, own) })
 		r, w := nc.get()
+		if ownK == dlRead { // else the own write holds the Conn's wmu: no client write runs
+			w = writeDeadline(t, &d, nc)
+		}
 		wantR, wantW := time.Time{}, time.Time{}
 		if clientK&dlRead != 0 {
 			wantR = client
@@ -84,7 +107,8 @@ func TestDeadlinesRaceOwnIO(t *testing.T) {
 			t.Fatalf("round %d (own %v, client %v) during own I/O: read %v, write %v; want %v, %v", i, ownK, clientK, r, w, checkR, checkW)
 		}
 		d.endOwn(nc, ownK)
-		r, w = nc.get()
+		r, _ = nc.get()
+		w = writeDeadline(t, &d, nc)
 		if ownK == dlRead && !r.Equal(wantR) || ownK == dlWrite && !w.Equal(wantW) {
 			t.Fatalf("round %d (own %v, client %v) after own I/O: read %v, write %v; want %v, %v", i, ownK, clientK, r, w, wantR, wantW)
 		}
@@ -103,10 +127,9 @@ func TestDeadlinesRaceOwnEnd(t *testing.T) {
 		d.beginOwn(nc, k, base.Add(time.Second))
 		client := base.Add(time.Duration(i+1) * time.Minute)
 		race(func() { d.set(nc, k, client) }, func() { d.endOwn(nc, k) })
-		r, w := nc.get()
-		got := r
+		got, _ := nc.get()
 		if k == dlWrite {
-			got = w
+			got = writeDeadline(t, &d, nc)
 		}
 		if !got.Equal(client) {
 			t.Fatalf("round %d (%v): deadline %v after the race, want the client's %v", i, k, got, client)
@@ -159,11 +182,13 @@ func (c *countingConn) counts() (reads, writes int) {
 	return c.reads, c.writes
 }
 
-// TestReadDeadlineLazy: a client that sets "now plus 3 s" before every
-// command, as go-redis does, changes the inner read deadline about once per
-// 1.5 s and the write deadline every time; the inner read deadline is never
-// later than the client's, and an earlier client deadline is applied at once.
-func TestReadDeadlineLazy(t *testing.T) {
+// TestDeadlinesLazy: a client that clears both deadlines and then sets "now
+// plus 3 s" before every command, as go-redis does (the pool's health check,
+// then WithWriter and WithReader), changes the inner read deadline about
+// once per 1.5 s and the write deadline once per command, at its write; the
+// inner read deadline is never later than the client's, and an earlier
+// client deadline is applied at once.
+func TestDeadlinesLazy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var d deadlines
 		nc := &countingConn{}
@@ -183,8 +208,12 @@ func TestReadDeadlineLazy(t *testing.T) {
 		var last time.Time
 		for range 1000 { // one second of commands, one per millisecond
 			time.Sleep(time.Millisecond)
+			d.set(nc, dlBoth, time.Time{})
 			last = time.Now().Add(3 * time.Second)
 			d.set(nc, dlWrite, last)
+			if w := writeDeadline(t, &d, nc); !w.Equal(last) {
+				t.Fatalf("a write runs under the inner write deadline %v, want the client's %v", w, last)
+			}
 			d.set(nc, dlRead, last)
 		}
 		check("1000 commands", last, 1)
@@ -192,7 +221,15 @@ func TestReadDeadlineLazy(t *testing.T) {
 			t.Fatalf("inner deadlines read %v, write %v; want the first read one %v and the last write one %v", r, w, first, last)
 		}
 		if _, writes := nc.counts(); writes != 1000 {
-			t.Fatalf("%d inner write-deadline calls, want 1000: write deadlines are applied every time", writes)
+			t.Fatalf("%d inner write-deadline calls, want 1000: one per write, none for a clear or a deadline no write runs under", writes)
+		}
+		d.set(nc, dlWrite, last.Add(time.Second))
+		d.set(nc, dlWrite, last)
+		if w := writeDeadline(t, &d, nc); !w.Equal(last) {
+			t.Fatalf("the inner write deadline is %v, want %v", w, last)
+		}
+		if _, writes := nc.counts(); writes != 1000 {
+			t.Fatalf("%d inner write-deadline calls, want still 1000: the deadline in force was set again", writes)
 		}
 		time.Sleep(600 * time.Millisecond)
 		later := time.Now().Add(3 * time.Second) // 2.6 s after the armed one: more than half its lead
@@ -203,8 +240,8 @@ func TestReadDeadlineLazy(t *testing.T) {
 		check("an earlier deadline", sooner, 3)
 		d.set(nc, dlBoth, time.Time{}) // the pool's health check clears both
 		check("cleared", time.Time{}, 3)
-		if _, w := nc.get(); !w.IsZero() {
-			t.Fatalf("the cleared write deadline is %v on the inner connection", w)
+		if w := writeDeadline(t, &d, nc); !w.IsZero() {
+			t.Fatalf("a write after the clear runs under the inner write deadline %v", w)
 		}
 		d.set(nc, dlRead, sooner.Add(time.Millisecond))
 		check("set again after a clear", sooner.Add(time.Millisecond), 3)
@@ -298,6 +335,96 @@ func TestEarlyReadRetried(t *testing.T) {
 			got, err := read(c)
 			if got != "$1\r\nx\r\n" || err != nil || time.Since(start) != time.Minute {
 				t.Fatalf("Read = %q, %v after %v; want the reply at 1 min", got, err, time.Since(start))
+			}
+		})
+	})
+}
+
+// TestWriteDeadlineAtWrite: the client's write deadline is in force on the
+// inner connection for every write, whether it was set before the write,
+// while the write was blocked, or set during one write and changed before
+// the next; a cleared deadline lets a blocked write wait.
+func TestWriteDeadlineAtWrite(t *testing.T) {
+	// open returns a Conn over net.Pipe whose server reads nothing until the
+	// test reads srv: the client's writes block.
+	open := func(t *testing.T) (c *Conn[testToken], srv net.Conn) {
+		cli, srv := net.Pipe()
+		c, err := New[testToken](cli, &testSource{cur: tokenN(1)}, Config{Logger: discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(); srv.Close() })
+		return c, srv
+	}
+	// readAt reads at, in the background, one write of the client from srv
+	// (unless the test has ended).
+	readAt := func(t *testing.T, srv net.Conn, at time.Time) {
+		ended := make(chan struct{})
+		t.Cleanup(func() { close(ended) })
+		go func() {
+			select {
+			case <-time.After(time.Until(at)):
+				srv.Read(make([]byte, 4096))
+			case <-ended:
+			}
+		}()
+	}
+	write := func(c *Conn[testToken]) error {
+		_, err := c.Write(encode("GET", "k"))
+		return err
+	}
+	t.Run("set before", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			c, _ := open(t)
+			c.SetDeadline(time.Time{})
+			c.SetWriteDeadline(start.Add(time.Second))
+			if err := write(c); !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) != time.Second {
+				t.Fatalf("Write = %v after %v; want a timeout at 1 s", err, time.Since(start))
+			}
+		})
+	})
+	t.Run("set while blocked", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			c, _ := open(t)
+			go func() {
+				time.Sleep(500 * time.Millisecond)
+				c.SetWriteDeadline(start.Add(time.Second))
+			}()
+			if err := write(c); !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) != time.Second {
+				t.Fatalf("Write = %v after %v; want a timeout at 1 s", err, time.Since(start))
+			}
+		})
+	})
+	t.Run("set while blocked, cleared before the next", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			c, srv := open(t)
+			go func() {
+				time.Sleep(500 * time.Millisecond)
+				c.SetWriteDeadline(start.Add(time.Hour))
+			}()
+			readAt(t, srv, start.Add(time.Second))
+			if err := write(c); err != nil || time.Since(start) != time.Second {
+				t.Fatalf("first Write = %v after %v; want it read at 1 s", err, time.Since(start))
+			}
+			c.SetWriteDeadline(time.Time{})
+			readAt(t, srv, start.Add(2*time.Hour))
+			if err := write(c); err != nil || time.Since(start) != 2*time.Hour {
+				t.Fatalf("second Write = %v after %v; want it read at 2 h, under no deadline", err, time.Since(start))
+			}
+		})
+	})
+	t.Run("cleared before", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			c, srv := open(t)
+			c.SetWriteDeadline(start.Add(time.Second))
+			c.SetWriteDeadline(time.Time{})
+			readAt(t, srv, start.Add(time.Minute))
+			if err := write(c); err != nil || time.Since(start) != time.Minute {
+				t.Fatalf("Write = %v after %v; want it read at 1 min", err, time.Since(start))
 			}
 		})
 	})
