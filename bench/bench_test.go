@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
@@ -198,5 +201,37 @@ func TestMedianCI(t *testing.T) {
 	}
 	if lo2, hi2 := medianCI(many); lo2 != lo || hi2 != hi {
 		t.Fatalf("two calls: %v–%v and %v–%v", lo, hi, lo2, hi2)
+	}
+}
+
+// TestInterleaveBlocks: interleave runs a row's rounds in blocks, each on a
+// fresh pair made in alternating order and closed before the next, and
+// returns one turn per round of each client.
+func TestInterleaveBlocks(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.SteadyDur = time.Millisecond
+	cfg.SteadyRounds, cfg.SteadyBlocks = 7, 3
+	var made []int
+	open := 0
+	mk := func(i int) (kvOp, func(), error) {
+		made = append(made, i)
+		open++
+		if open > 2 {
+			t.Errorf("%d clients open at once", open)
+		}
+		return func(context.Context, string, string, bool) error { return nil }, func() { open-- }, nil
+	}
+	res, ratios, err := interleave(t.Context(), cfg, 2, mk, [2]string{"A", "B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{0, 1, 1, 0, 0, 1}; !slices.Equal(made, want) {
+		t.Errorf("clients made in the order %v, want %v: three pairs, alternating", made, want)
+	}
+	if open != 0 {
+		t.Errorf("%d clients left open", open)
+	}
+	if len(res[0]) != 7 || len(res[1]) != 7 || len(ratios) != 7 {
+		t.Errorf("%d and %d turns, %d ratios; want 7 of each", len(res[0]), len(res[1]), len(ratios))
 	}
 }

@@ -116,20 +116,12 @@ func runBreakdown(ctx context.Context, cfg config, logf func(string, ...any)) ([
 	return rows, nil
 }
 
-// breakdownPair interleaves the two clients of pair (made by newClient) at
-// cfg.BreakdownConc goroutines, and closes them.
+// breakdownPair interleaves the two clients of pair (made by newClient, a
+// fresh pair for each block of rounds) at cfg.BreakdownConc goroutines.
 func breakdownPair(ctx context.Context, cfg config, pair [2]string, newClient func(string) (redis.UniversalClient, error)) (breakdownRow, error) {
 	g := cfg.BreakdownConc
-	var ops [2]kvOp
-	for i, name := range pair {
-		c, err := newClient(name)
-		if err != nil {
-			return breakdownRow{}, err
-		}
-		defer c.Close()
-		ops[i] = goRedisOp(c)
-	}
-	res, ratios, err := interleave(ctx, cfg, g, ops, pair)
+	mk := goRedisMaker(func(i int) (redis.UniversalClient, error) { return newClient(pair[i]) })
+	res, ratios, err := interleave(ctx, cfg, g, mk, pair)
 	if err != nil {
 		return breakdownRow{}, err
 	}

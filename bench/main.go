@@ -43,7 +43,12 @@ type config struct {
 	// go-redis against a second plain go-redis client, in the same harness,
 	// which show how far apart two identical clients measure (empty: none)
 	SteadyControl []int
-	SteadyPool    int // 0: as many connections as goroutines
+	// SteadyBlocks splits the rounds of each steady-state row into blocks,
+	// each on a fresh pair of clients made in alternating order (see
+	// interleave), so that a difference between two client instances is
+	// noise between blocks, not a bias of the row (1: one pair per row)
+	SteadyBlocks int
+	SteadyPool   int // 0: as many connections as goroutines
 
 	// BreakdownConc is the goroutine count (and pool size) of the breakdown
 	// section, which splits the steady-state CPU ratio into layers, with
@@ -93,6 +98,7 @@ func defaultConfig() config {
 		SteadyRounds:   150,
 		SteadyRounds1:  600,
 		SteadyControl:  []int{1, 32},
+		SteadyBlocks:   10,
 		BreakdownConc:  32,
 		RotToken:       6 * time.Second,
 		RotDur:         4500 * time.Millisecond,
@@ -127,6 +133,13 @@ func (c config) steadyRounds(g int) int {
 		return c.SteadyRounds1
 	}
 	return c.SteadyRounds
+}
+
+// steadyBlocks is the number of fresh pairs of clients the rounds of a
+// steady-state row at g goroutines run on (see interleave): SteadyBlocks,
+// at least 1 and at most one per round.
+func (c config) steadyBlocks(g int) int {
+	return max(1, min(c.SteadyBlocks, c.steadyRounds(g)))
 }
 
 // smokeConfig is a run of a few seconds at tiny scale.
@@ -270,6 +283,7 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.Var((*intList)(&c.SteadyControl), "steady-control", "steady state: goroutine counts of the control rows, plain go-redis against plain go-redis")
 	fs.IntVar(&c.SteadyRounds, "steady-rounds", c.SteadyRounds, "steady state: rounds per goroutine count (each round: one turn of each client, the order flipping every round)")
 	fs.IntVar(&c.SteadyRounds1, "steady-rounds-1", c.SteadyRounds1, "steady state: rounds at 1 goroutine, where the per-round spread is widest (0: -steady-rounds)")
+	fs.IntVar(&c.SteadyBlocks, "steady-blocks", c.SteadyBlocks, "steady state: blocks of rounds per row, each on a fresh pair of clients made in alternating order (1: one pair for the whole row)")
 	fs.IntVar(&c.SteadyPool, "steady-pool", c.SteadyPool, "steady state: pool size (0: as many as goroutines)")
 	fs.IntVar(&c.BreakdownConc, "breakdown-conc", c.BreakdownConc, "breakdown: goroutines and pool size of the layers of the steady-state cost (rounds and turns as -steady-rounds, -steady-dur)")
 	fs.DurationVar(&c.RotToken, "rot-token", c.RotToken, "rotation: token lifetime")

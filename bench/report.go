@@ -106,7 +106,7 @@ func (r *report) markdown(notes string) string {
 		w("## 1. Steady state (nothing rotates)\n\n")
 		w("GET/SET alternating, one 16-byte key per goroutine, RESP%d, TLS through the same emulator endpoint, one 24-hour token (nothing rotates). ", cfg.Protocol)
 		w("*plain* is go-redis with a static password (Username = the credential's oid, Password = one 24-hour token minted by the emulator's issuer); entraredis gets the same token from a credential that always returns it. ")
-		w("Pool size = goroutines (or `-steady-pool`). Both clients exist side by side and take turns, interleaved A,B,B,A,A,B,… (%s of one %v turn each, the order flipping every round so that linear drift cancels, after an unmeasured warm-up of each), so that drift on this noisy 2-core machine hits both alike. *ratio* = entraredis ops/s ÷ plain ops/s over all turns; the per-round ratios (median, min–max) show the noise. *CPU µs/op* is this process's user+system CPU time per command during the client's turns (getrusage): the client's alone, since the emulator endpoint and redis-server run in a child process (in runs before 2026-12-02 the emulator ran in this process, and its share, the same for both clients, diluted every ratio about twofold); it is much less sensitive than throughput to other load on the machine.\n\n", roundsText(r.Steady, steadyRowRounds), cfg.SteadyDur)
+		w("Pool size = goroutines (or `-steady-pool`). Both clients exist side by side and take turns, interleaved A,B,B,A,A,B,… (%s of one %v turn each, the order flipping every round so that linear drift cancels, after an unmeasured warm-up of each%s), so that drift on this noisy 2-core machine hits both alike. *ratio* = entraredis ops/s ÷ plain ops/s over all turns; the per-round ratios (median, min–max) show the noise. *CPU µs/op* is this process's user+system CPU time per command during the client's turns (getrusage): the client's alone, since the emulator endpoint and redis-server run in a child process (in runs before 2026-12-02 the emulator ran in this process, and its share, the same for both clients, diluted every ratio about twofold); it is much less sensitive than throughput to other load on the machine.\n\n", roundsText(r.Steady, steadyRowRounds), cfg.SteadyDur, blocksText(r.Steady[0].Blocks))
 		w("*CPU ratio* = entraredis CPU per command ÷ plain's, per round; gate ≤ 1.02 on the median. The 95 %% CI of the median (bootstrap) is how far one run's median can be trusted: a verdict whose CI straddles 1.02 is not settled by the run. *throughput*: goal ≥ 0.98 on the median per-round ratio. *verdict* is both on this row.\n\n")
 		w("| goroutines | pool | entraredis ops/s | plain ops/s | ratio (all turns) | **throughput ratio, median** (min–max) | CPU µs/op entraredis / plain | CPU ratio (all turns) | **CPU ratio, median** (95 %% CI of the median; min–max) | verdict | entraredis p50 | plain p50 | entraredis p99 | plain p99 | errors (ours/plain) |\n")
 		w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
@@ -131,7 +131,7 @@ func (r *report) markdown(notes string) string {
 	if len(r.Breakdown) > 0 {
 		b0 := r.Breakdown[0]
 		w("## 1a. Where the steady-state cost goes\n\n")
-		w("The harness of section 1 (%d rounds of one %v turn of each client, interleaved, CPU of this process per command; the same child emulator) at %d goroutines on a pool of as many, with the layers between plain go-redis and entraredis as clients of their own: go-redis over a pass-through `net.Conn` (any wrapper's cost), go-redis over `reauth.Conn` with a static token and go-redis' own options (the in-place re-authenticating connection alone), and entraredis over that. Each row is A against B; a ratio within its CI of 1.00 is no measurable cost. The layers need not add up: each row is its own run, with its own noise. No target; it explains the CPU ratio of section 1.\n\n", b0.Row.Turns, b0.Turn, b0.Row.Goroutines)
+		w("The harness of section 1 (%d rounds of one %v turn of each client, interleaved%s, CPU of this process per command; the same child emulator) at %d goroutines on a pool of as many, with the layers between plain go-redis and entraredis as clients of their own: go-redis over a pass-through `net.Conn` (any wrapper's cost), go-redis over `reauth.Conn` with a static token and go-redis' own options (the in-place re-authenticating connection alone), and entraredis over that. Each row is A against B; a ratio within its CI of 1.00 is no measurable cost. The layers need not add up: each row is its own run, with its own noise. No target; it explains the CPU ratio of section 1.\n\n", b0.Row.Turns, b0.Turn, blocksText(b0.Row.Blocks), b0.Row.Goroutines)
 		w("| A | B | CPU µs/op A / B | **CPU ratio A/B, median** (95 %% CI of the median; min–max) | throughput ratio, median | errors (A/B) |\n|---|---|---:|---:|---:|---:|\n")
 		for _, x := range r.Breakdown {
 			tm, _, _ := x.Row.ratioSpread()
@@ -472,4 +472,13 @@ func parseMicro(out string) []microBench {
 		}
 	}
 	return bs
+}
+
+// blocksText says, for a clause of a sentence, on how many fresh pairs of
+// clients the rounds of a steady-state row ran (see interleave): "" for one.
+func blocksText(blocks int) string {
+	if blocks <= 1 {
+		return ""
+	}
+	return fmt.Sprintf(", in %d blocks, each on a fresh pair of clients made in alternating order (A first, then B first) and warmed up unmeasured, so that whatever sets one client instance apart from an identical one is noise between blocks, not a bias of the row", blocks)
 }

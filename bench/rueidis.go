@@ -20,6 +20,7 @@ type rueidisSteadyRow struct {
 	Goroutines  int
 	Ours, Plain clientStat
 	Rounds      int
+	Blocks      int       // fresh pairs of clients the rounds ran on (0 in runs before 2026-12-03 evening: one pair)
 	OpsRatios   []float64 // ours/plain throughput of each round
 	CPURatios   []float64 // ours/plain CPU per command of each round
 }
@@ -61,6 +62,17 @@ func rueidisOp(c rueidis.Client) kvOp {
 	}
 }
 
+// rueidisMaker is the clientMaker of the rueidis clients newClient makes.
+func rueidisMaker(newClient func(i int) (rueidis.Client, error)) clientMaker {
+	return func(i int) (kvOp, func(), error) {
+		c, err := newClient(i)
+		if err != nil {
+			return nil, nil, err
+		}
+		return rueidisOp(c), c.Close, nil
+	}
+}
+
 // runRueidisSteady compares rueidisentra with plain rueidis (user = the oid,
 // password = one 24-hour token) through the same TLS endpoint (a child
 // emulator, so that this process's CPU is the clients' alone), the same
@@ -74,22 +86,17 @@ func runRueidisSteady(ctx context.Context, cfg config, logf func(string, ...any)
 	defer srv.Close()
 	var rows []rueidisSteadyRow
 	for _, g := range cfg.SteadyConc {
-		plain, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig(), Username: srv.ObjectID(), Password: srv.Password()})
+		mk := rueidisMaker(func(i int) (rueidis.Client, error) {
+			if i == 1 {
+				return rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig(), Username: srv.ObjectID(), Password: srv.Password()})
+			}
+			return rueidisentra.NewClient(ctx, srv.Credential(), rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig()}, &entratoken.Options{Logger: quiet})
+		})
+		res, ratios, err := interleave(ctx, cfg, g, mk, [2]string{"rueidisentra", "plain rueidis"})
 		if err != nil {
 			return nil, err
 		}
-		ours, err := rueidisentra.NewClient(ctx, srv.Credential(), rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig()}, &entratoken.Options{Logger: quiet})
-		if err != nil {
-			plain.Close()
-			return nil, err
-		}
-		res, ratios, err := interleave(ctx, cfg, g, [2]kvOp{rueidisOp(ours), rueidisOp(plain)}, [2]string{"rueidisentra", "plain rueidis"})
-		ours.Close()
-		plain.Close()
-		if err != nil {
-			return nil, err
-		}
-		row := rueidisSteadyRow{Goroutines: g, Ours: summarize(res[0]), Plain: summarize(res[1]), Rounds: cfg.steadyRounds(g), OpsRatios: ratios}
+		row := rueidisSteadyRow{Goroutines: g, Ours: summarize(res[0]), Plain: summarize(res[1]), Rounds: cfg.steadyRounds(g), Blocks: cfg.steadyBlocks(g), OpsRatios: ratios}
 		row.CPURatios = cpuRatios(res)
 		logf("rueidis steady %3d goroutines: ours %.0f ops/s %.1f µs/op, plain %.0f ops/s %.1f µs/op; medians: throughput %.3f, CPU %.3f",
 			g, row.Ours.OpsPerSec, us(row.Ours.CPUPerOp), row.Plain.OpsPerSec, us(row.Plain.CPUPerOp), median(row.OpsRatios), median(row.CPURatios))
@@ -112,20 +119,14 @@ func runRueidisControl(ctx context.Context, cfg config, logf func(string, ...any
 	defer srv.Close()
 	var rows []rueidisSteadyRow
 	for _, g := range cfg.SteadyControl {
-		var clients [2]rueidis.Client
-		for i := range clients {
-			c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig(), Username: srv.ObjectID(), Password: srv.Password()})
-			if err != nil {
-				return rows, err
-			}
-			defer c.Close()
-			clients[i] = c
-		}
-		res, ratios, err := interleave(ctx, cfg, g, [2]kvOp{rueidisOp(clients[0]), rueidisOp(clients[1])}, [2]string{"plain rueidis A", "plain rueidis B"})
+		mk := rueidisMaker(func(int) (rueidis.Client, error) {
+			return rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig(), Username: srv.ObjectID(), Password: srv.Password()})
+		})
+		res, ratios, err := interleave(ctx, cfg, g, mk, [2]string{"plain rueidis A", "plain rueidis B"})
 		if err != nil {
 			return rows, err
 		}
-		row := rueidisSteadyRow{Goroutines: g, Ours: summarize(res[0]), Plain: summarize(res[1]), Rounds: cfg.steadyRounds(g), OpsRatios: ratios, CPURatios: cpuRatios(res)}
+		row := rueidisSteadyRow{Goroutines: g, Ours: summarize(res[0]), Plain: summarize(res[1]), Rounds: cfg.steadyRounds(g), Blocks: cfg.steadyBlocks(g), OpsRatios: ratios, CPURatios: cpuRatios(res)}
 		logf("rueidis steady control %3d goroutines: plain A / plain B medians: throughput %.3f, CPU %.3f", g, median(row.OpsRatios), median(row.CPURatios))
 		rows = append(rows, row)
 	}
@@ -207,7 +208,7 @@ func (r *report) rueidisMarkdown(w func(string, ...any)) {
 	}
 	w("## 6. rueidis: rueidisentra beside plain rueidis\n\n")
 	if len(r.RueidisSteady) > 0 {
-		w("Steady state, as section 1 but with rueidis (v1.0.79, auto-pipelining on, its default): *plain* is rueidis with a static password (user = the oid, password = one 24-hour token), through the same TLS endpoint (in a child process: the CPU is the clients' alone), one 24-hour token. Interleaved rounds (%s) of one %v turn of each client per row. The **medians of the per-round ratios** are the figures: CPU per command (gate ≤ 1.02) and throughput (goal ≥ 0.98); min–max shows the noise.\n\n", roundsText(r.RueidisSteady, func(x rueidisSteadyRow) (int, int) { return x.Goroutines, x.Rounds }), r.Config.SteadyDur)
+		w("Steady state, as section 1 but with rueidis (v1.0.79, auto-pipelining on, its default): *plain* is rueidis with a static password (user = the oid, password = one 24-hour token), through the same TLS endpoint (in a child process: the CPU is the clients' alone), one 24-hour token. Interleaved rounds (%s) of one %v turn of each client per row%s. The **medians of the per-round ratios** are the figures: CPU per command (gate ≤ 1.02) and throughput (goal ≥ 0.98); min–max shows the noise.\n\n", roundsText(r.RueidisSteady, func(x rueidisSteadyRow) (int, int) { return x.Goroutines, x.Rounds }), r.Config.SteadyDur, blocksText(r.RueidisSteady[0].Blocks))
 		w("| goroutines | rueidisentra ops/s | plain ops/s | **throughput ratio, median** (min–max) | CPU µs/op rueidisentra / plain | **CPU ratio, median** (95 %% CI of the median; min–max) | p99 rueidisentra / plain | errors (ours/plain) |\n")
 		w("|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		row := func(s rueidisSteadyRow) {

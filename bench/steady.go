@@ -26,6 +26,7 @@ type steadyRow struct {
 	Goroutines, Pool int
 	Ours, Plain      clientStat
 	Turns            int
+	Blocks           int       // fresh pairs of clients the turns ran on (0 in runs before 2026-12-03 evening: one pair)
 	RoundRatios      []float64 // ours/plain throughput of each round
 	CPURatios        []float64 // ours/plain CPU per command of each round
 }
@@ -75,8 +76,8 @@ func staticPassword(is *entraredistest.Issuer, oid string) (string, error) {
 // runSteady compares our client with plain go-redis (static password) at each
 // goroutine count, through the same TLS endpoint of a child emulator (so that
 // this process's CPU is the clients' alone), both on one 24-hour token
-// (nothing rotates). The two clients take turns A,B,A,B so that drift on a noisy
-// machine hits both alike.
+// (nothing rotates). The two clients take turns (see interleave) so that drift
+// on a noisy machine hits both alike.
 func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]steadyRow, error) {
 	srv, err := startChildEmulator()
 	if err != nil {
@@ -89,22 +90,18 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 		if pool <= 0 {
 			pool = g
 		}
-		plain := redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool,
-			Username: srv.ObjectID(), Password: srv.Password()})
-		ours, err := entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool},
-			&entraredis.Options{Logger: quiet})
+		mk := goRedisMaker(func(i int) (redis.UniversalClient, error) {
+			if i == 1 {
+				return redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool,
+					Username: srv.ObjectID(), Password: srv.Password()}), nil
+			}
+			return entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool},
+				&entraredis.Options{Logger: quiet})
+		})
+		res, ratios, err := interleave(ctx, cfg, g, mk, [2]string{"entraredis", "plain"})
 		if err != nil {
-			plain.Close()
 			return nil, err
 		}
-		res, ratios, err := interleave(ctx, cfg, g, [2]kvOp{goRedisOp(ours), goRedisOp(plain)}, [2]string{"entraredis", "plain"})
-		if err != nil {
-			ours.Close()
-			plain.Close()
-			return nil, err
-		}
-		ours.Close()
-		plain.Close()
 		row := newSteadyRow(cfg, g, pool, res, ratios)
 		logf("steady %3d goroutines: entraredis %.0f ops/s p99 %v, plain %.0f ops/s p99 %v, ratio %.3f",
 			g, row.Ours.OpsPerSec, row.Ours.P99, row.Plain.OpsPerSec, row.Plain.P99, row.ratio())
@@ -143,13 +140,11 @@ func steadyControl(ctx context.Context, cfg config, g int, logf func(string, ...
 	if pool <= 0 {
 		pool = g
 	}
-	var clients [2]*redis.Client
-	for i := range clients {
-		clients[i] = redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool,
-			Username: srv.ObjectID(), Password: srv.Password()})
-		defer clients[i].Close()
-	}
-	res, ratios, err := interleave(ctx, cfg, g, [2]kvOp{goRedisOp(clients[0]), goRedisOp(clients[1])}, [2]string{"plain A", "plain B"})
+	mk := goRedisMaker(func(int) (redis.UniversalClient, error) {
+		return redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool,
+			Username: srv.ObjectID(), Password: srv.Password()}), nil
+	})
+	res, ratios, err := interleave(ctx, cfg, g, mk, [2]string{"plain A", "plain B"})
 	if err != nil {
 		return nil, err
 	}
@@ -168,27 +163,69 @@ func (r steadyRow) cpuTotalRatio() float64 {
 	return float64(r.Ours.CPUPerOp) / float64(r.Plain.CPUPerOp)
 }
 
-// interleave warms both clients up, then runs cfg.steadyRounds(g) rounds of one
-// cfg.SteadyDur turn of each, the order flipping every round (A,B,B,A,A,B,...:
-// linear drift cancels), measuring the process's CPU during each turn. It
-// returns each client's turns and the per-round throughput ratios ops[0] /
-// ops[1].
-func interleave(ctx context.Context, cfg config, g int, ops [2]kvOp, names [2]string) (res [2][]*loadResult, ratios []float64, err error) {
-	warm := min(300*time.Millisecond, cfg.SteadyDur)
-	for i, op := range ops {
-		if err := warmOps(ctx, op, g, warm, "warm"); err != nil {
-			return res, nil, fmt.Errorf("%s: %w", names[i], err)
+// clientMaker makes client i of a measured pair (0: A, the client measured;
+// 1: B, the one it is measured against) and returns its load and a function
+// that closes it.
+type clientMaker func(i int) (kvOp, func(), error)
+
+// goRedisMaker is the clientMaker of the go-redis clients newClient makes.
+func goRedisMaker(newClient func(i int) (redis.UniversalClient, error)) clientMaker {
+	return func(i int) (kvOp, func(), error) {
+		c, err := newClient(i)
+		if err != nil {
+			return nil, nil, err
 		}
+		return goRedisOp(c), func() { c.Close() }, nil
 	}
-	err = alternate(ctx, cfg.steadyRounds(g), func(round, i int) error {
-		cpu0 := processCPU()
-		r := runOps(ctx, ops[i], g, cfg.SteadyDur, time.Now(), "steady")
-		r.cpu = processCPU() - cpu0
-		res[i] = append(res[i], r)
-		return nil
-	})
-	if err != nil {
-		return res, nil, err
+}
+
+// interleave measures the pair of clients mk makes at g goroutines:
+// cfg.steadyRounds(g) rounds of one cfg.SteadyDur turn of each, the order
+// flipping every round (A,B,B,A,A,B,...: linear drift cancels), measuring the
+// process's CPU during each turn. The rounds run in cfg.steadyBlocks(g)
+// blocks, each on a fresh pair made in alternating order (A first, then B
+// first) and warmed up unmeasured: whatever sets one client instance apart
+// from an identical one (where its connections and buffers landed, here and
+// in the server) is then noise between blocks, not a bias of the whole run.
+// It returns each client's turns and the per-round throughput ratios ops of
+// A / ops of B.
+func interleave(ctx context.Context, cfg config, g int, mk clientMaker, names [2]string) (res [2][]*loadResult, ratios []float64, err error) {
+	rounds, blocks := cfg.steadyRounds(g), cfg.steadyBlocks(g)
+	warm := min(300*time.Millisecond, cfg.SteadyDur)
+	done := 0
+	for b := range blocks {
+		n := rounds*(b+1)/blocks - done
+		done += n
+		order := [2]int{0, 1}
+		if b%2 == 1 {
+			order = [2]int{1, 0}
+		}
+		err := func() error {
+			var ops [2]kvOp
+			for _, i := range order {
+				op, closeFn, err := mk(i)
+				if err != nil {
+					return fmt.Errorf("%s: %w", names[i], err)
+				}
+				defer closeFn()
+				ops[i] = op
+			}
+			for _, i := range order {
+				if err := warmOps(ctx, ops[i], g, warm, "warm"); err != nil {
+					return fmt.Errorf("%s: %w", names[i], err)
+				}
+			}
+			return alternate(ctx, n, func(_, i int) error {
+				cpu0 := processCPU()
+				r := runOps(ctx, ops[i], g, cfg.SteadyDur, time.Now(), "steady")
+				r.cpu = processCPU() - cpu0
+				res[i] = append(res[i], r)
+				return nil
+			})
+		}()
+		if err != nil {
+			return res, nil, err
+		}
 	}
 	for round := range res[1] {
 		if b := res[1][round].opsPerSec(); b > 0 && round < len(res[0]) {
@@ -220,7 +257,7 @@ func alternate(ctx context.Context, rounds int, turn func(round, i int) error) e
 // newSteadyRow is the row of the turns res of two clients at g goroutines
 // on pools of pool connections, as interleave returned them with ratios.
 func newSteadyRow(cfg config, g, pool int, res [2][]*loadResult, ratios []float64) steadyRow {
-	return steadyRow{Goroutines: g, Pool: pool, Turns: cfg.steadyRounds(g), Ours: summarize(res[0]), Plain: summarize(res[1]), RoundRatios: ratios, CPURatios: cpuRatios(res)}
+	return steadyRow{Goroutines: g, Pool: pool, Turns: cfg.steadyRounds(g), Blocks: cfg.steadyBlocks(g), Ours: summarize(res[0]), Plain: summarize(res[1]), RoundRatios: ratios, CPURatios: cpuRatios(res)}
 }
 
 // cpuCell is a table cell of per-round CPU ratios: the median in bold, its
