@@ -13,6 +13,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -87,6 +88,9 @@ type config struct {
 	MicroCmd string // the command that produced it
 	Notes    string // embed this Markdown file as the analysis
 	Merge    string // replace the sections run now in this JSON (written by -json), and write it back
+	// MergeFrom, with Merge, takes the sections from this JSON (a run written
+	// by -json) instead of measuring them again
+	MergeFrom string
 }
 
 func defaultConfig() config {
@@ -204,35 +208,37 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	var rep *report
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
 	if cfg.Render != "" {
-		b, err := os.ReadFile(cfg.Render)
-		if err == nil {
-			rep = new(report)
-			err = json.Unmarshal(b, rep)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
+		var err error
+		if rep, err = readReport(cfg.Render); err != nil {
+			fail(err)
 		}
 	} else {
-		var err error
-		rep, err = run(ctx, cfg, os.Stderr)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
 		cmd := "go run ./bench " + strings.Join(os.Args[1:], " ")
+		measured := cfg // the configuration of the run whose sections are merged
+		var err error
+		if cfg.MergeFrom != "" {
+			if cfg.Merge == "" {
+				fail(errors.New("-merge-from needs -merge"))
+			}
+			if rep, err = readReport(cfg.MergeFrom); err != nil {
+				fail(err)
+			}
+			cmd, measured = rep.Command, rep.Config
+			measured.Sections = cfg.Sections
+		} else if rep, err = run(ctx, cfg, os.Stderr); err != nil {
+			fail(err)
+		}
 		if cfg.Merge != "" {
-			b, err := os.ReadFile(cfg.Merge)
-			base := new(report)
-			if err == nil {
-				err = json.Unmarshal(b, base)
-			}
+			base, err := readReport(cfg.Merge)
 			if err != nil {
-				fmt.Fprintln(os.Stderr, "bench:", err)
-				os.Exit(1)
+				fail(err)
 			}
-			base.mergeFrom(rep, cfg, cmd)
+			base.mergeFrom(rep, measured, cmd)
 			rep = base
 			cfg.JSON = cfg.Merge
 		} else {
@@ -312,6 +318,7 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.Micro, "micro", c.Micro, "embed this `go test -bench` output as the micro-benchmark section")
 	fs.StringVar(&c.MicroCmd, "micro-cmd", c.MicroCmd, "the command that produced -micro")
 	fs.StringVar(&c.Merge, "merge", c.Merge, "re-run only -sections and replace them in this JSON (the report says so), e.g. after a section failed")
+	fs.StringVar(&c.MergeFrom, "merge-from", c.MergeFrom, "with -merge: take -sections from this JSON (a run written by -json) instead of measuring them")
 	fs.StringVar(&c.Notes, "notes", c.Notes, "embed this Markdown file (the analysis of missed targets) at the end")
 }
 
@@ -462,6 +469,19 @@ func loadAvg() string {
 }
 
 // mergeFrom replaces the sections that n measured, and says so.
+// readReport reads a report written by -json.
+func readReport(path string) (*report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	r := new(report)
+	if err := json.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
 func (r *report) mergeFrom(n *report, cfg config, cmd string) {
 	var errs []string
 	for _, e := range r.Errors {
@@ -474,6 +494,7 @@ func (r *report) mergeFrom(n *report, cfg config, cmd string) {
 	if cfg.has("steady") {
 		r.Steady, r.SteadyControl = n.Steady, n.SteadyControl
 		r.Config.SteadyConc, r.Config.SteadyDur, r.Config.SteadyRounds, r.Config.SteadyRounds1, r.Config.SteadyPool, r.Config.SteadyControl = cfg.SteadyConc, cfg.SteadyDur, cfg.SteadyRounds, cfg.SteadyRounds1, cfg.SteadyPool, cfg.SteadyControl
+		r.Config.SteadyBlocks = cfg.SteadyBlocks
 	}
 	if cfg.has("breakdown") {
 		r.Breakdown = n.Breakdown

@@ -480,5 +480,5 @@ func blocksText(blocks int) string {
 	if blocks <= 1 {
 		return ""
 	}
-	return fmt.Sprintf(", in %d blocks, each on a fresh pair of clients made in alternating order (A first, then B first) and warmed up unmeasured, so that whatever sets one client instance apart from an identical one is noise between blocks, not a bias of the row", blocks)
+	return fmt.Sprintf("; in %d blocks, each on a fresh pair of clients made in alternating order (A first, then B first), so that whatever sets one client instance apart from an identical one is noise between blocks, not a bias of the row", blocks)
 }

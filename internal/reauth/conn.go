@@ -48,7 +48,10 @@
 // The read deadline reaches the inner connection lazily (once per half a
 // timeout rather than once per command, see deadlines): it may fire there
 // early, never late, and a Read it cuts short before the client's own
-// deadline goes on reading, so the client sees its timeouts exactly.
+// deadline goes on reading, so the client sees its timeouts exactly. The
+// write deadline is exact and reaches the inner connection at the write (or
+// at once while a write runs), so a deadline cleared and set again between
+// two writes, as go-redis' pool does, changes it once.
 //
 // A Conn implements neither syscall.Conn nor a NetConn() method, on purpose:
 // go-redis' connection health check (internal/pool/conn_check.go connCheck)
