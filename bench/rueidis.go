@@ -62,6 +62,13 @@ func rueidisOp(c rueidis.Client) kvOp {
 	}
 }
 
+// plainRueidisOption is the option of plain rueidis in the steady state:
+// the child emulator's endpoint and the static password (the oid and one
+// 24-hour token).
+func plainRueidisOption(srv *childEmulator) rueidis.ClientOption {
+	return rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig(), Username: srv.ObjectID(), Password: srv.Password()}
+}
+
 // rueidisMaker is the clientMaker of the rueidis clients newClient makes.
 func rueidisMaker(newClient func(i int) (rueidis.Client, error)) clientMaker {
 	return func(i int) (kvOp, func(), error) {
@@ -88,7 +95,7 @@ func runRueidisSteady(ctx context.Context, cfg config, logf func(string, ...any)
 	for _, g := range cfg.SteadyConc {
 		mk := rueidisMaker(func(i int) (rueidis.Client, error) {
 			if i == 1 {
-				return rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig(), Username: srv.ObjectID(), Password: srv.Password()})
+				return rueidis.NewClient(plainRueidisOption(srv))
 			}
 			return rueidisentra.NewClient(ctx, srv.Credential(), rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig()}, &entratoken.Options{Logger: quiet})
 		})
@@ -120,7 +127,7 @@ func runRueidisControl(ctx context.Context, cfg config, logf func(string, ...any
 	var rows []rueidisSteadyRow
 	for _, g := range cfg.SteadyControl {
 		mk := rueidisMaker(func(int) (rueidis.Client, error) {
-			return rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig(), Username: srv.ObjectID(), Password: srv.Password()})
+			return rueidis.NewClient(plainRueidisOption(srv))
 		})
 		res, ratios, err := interleave(ctx, cfg, g, mk, [2]string{"plain rueidis A", "plain rueidis B"})
 		if err != nil {

@@ -92,8 +92,7 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 		}
 		mk := goRedisMaker(func(i int) (redis.UniversalClient, error) {
 			if i == 1 {
-				return redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool,
-					Username: srv.ObjectID(), Password: srv.Password()}), nil
+				return redis.NewClient(plainOptions(srv, cfg, pool)), nil
 			}
 			return entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool},
 				&entraredis.Options{Logger: quiet})
@@ -111,6 +110,14 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 		}
 	}
 	return rows, nil
+}
+
+// plainOptions are the options of plain go-redis in the steady state: the
+// child emulator's endpoint, a pool of pool connections, and the static
+// password (the oid and one 24-hour token).
+func plainOptions(srv *childEmulator, cfg config, pool int) *redis.Options {
+	return &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool,
+		Username: srv.ObjectID(), Password: srv.Password()}
 }
 
 // runSteadyControl measures plain go-redis against a second, identical plain
@@ -141,8 +148,7 @@ func steadyControl(ctx context.Context, cfg config, g int, logf func(string, ...
 		pool = g
 	}
 	mk := goRedisMaker(func(int) (redis.UniversalClient, error) {
-		return redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool,
-			Username: srv.ObjectID(), Password: srv.Password()}), nil
+		return redis.NewClient(plainOptions(srv, cfg, pool)), nil
 	})
 	res, ratios, err := interleave(ctx, cfg, g, mk, [2]string{"plain A", "plain B"})
 	if err != nil {
