@@ -20,7 +20,8 @@ import (
 // Options.ReauthSpread; refused re-AUTHs are reported to the Source, and
 // the connections' states feed Status.Conns.
 type conns struct {
-	src *entratoken.Source
+	src   *entratoken.Source
+	watch reauth.WriteWatch // the connections' blocked writes
 
 	mu  sync.Mutex // guards set
 	set map[*reauth.Conn[entratoken.Token]]struct{}
@@ -42,6 +43,7 @@ func (l *conns) wrap(nc net.Conn, probe bool) (net.Conn, error) {
 	var authed atomic.Bool // the first AUTH's reply was read
 	c, err := reauth.New[entratoken.Token](nc, l.src, reauth.Config{
 		Logger: l.src.Logger(),
+		Watch:  &l.watch,
 		OnAuth: func(r reauth.Result) {
 			if r.First {
 				authed.Store(true)

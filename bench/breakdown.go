@@ -95,8 +95,10 @@ func runBreakdown(ctx context.Context, cfg config, logf func(string, ...any)) ([
 			return over(func(nc net.Conn) (net.Conn, error) { return passConn{nc}, nil }, tok.user, tok.pass), nil
 		case bdWrap:
 			// The wrapper writes the first AUTH; go-redis has no password.
+			// Its connections share a watch, as entraredis' do.
+			watch := new(reauth.WriteWatch)
 			return over(func(nc net.Conn) (net.Conn, error) {
-				return reauth.New[staticToken](nc, tok, reauth.Config{Logger: quiet})
+				return reauth.New[staticToken](nc, tok, reauth.Config{Logger: quiet, Watch: watch})
 			}, "", ""), nil
 		case bdOurs:
 			return entraredis.NewClient(ctx, srv.Credential(), base(), &entraredis.Options{Logger: quiet})

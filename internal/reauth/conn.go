@@ -49,9 +49,14 @@
 // timeout rather than once per command, see deadlines): it may fire there
 // early, never late, and a Read it cuts short before the client's own
 // deadline goes on reading, so the client sees its timeouts exactly. The
-// write deadline is exact and reaches the inner connection at the write (or
-// at once while a write runs), so a deadline cleared and set again between
-// two writes, as go-redis' pool does, changes it once.
+// write deadline reaches the inner connection at the write (at once, exactly,
+// while a write runs), lazily too: armed up to 1/64 of its timeout late (50
+// ms at most), never early, it changes about once per that slack instead of
+// once per command, and a deadline cleared and set again between two writes,
+// as go-redis' pool does, costs nothing. A WriteWatch shared by a client's
+// Conns (Config.Watch) puts the exact deadline on any write it finds blocked,
+// so a blocked write times out at the client's deadline exactly unless that
+// comes within two watch ticks (100 ms) of its start.
 //
 // A Conn implements neither syscall.Conn nor a NetConn() method, on purpose:
 // go-redis' connection health check (internal/pool/conn_check.go connCheck)
@@ -117,6 +122,12 @@ type Config struct {
 	// OnAuth is nil.
 	// default: slog.Default()
 	Logger *slog.Logger
+	// Watch, when set, watches the connection's blocked writes, so that each
+	// times out at the client's write deadline exactly (see WriteWatch); the
+	// Conns of one client share one.
+	// default: none: a blocked write times out up to 1/64 of its timeout
+	// late (50 ms at most)
+	Watch *WriteWatch
 }
 
 // Result is the outcome of one AUTH written by the wrapper.
@@ -245,6 +256,9 @@ func New[T Token](nc net.Conn, src Source[T], cfg Config) (*Conn[T], error) {
 	c := &Conn[T]{nc: nc, src: src, cfg: cfg, st: newState(), firstPending: true, firstTok: tok, authGen: tok.Generation()}
 	c.dl.armedW.Store(unknownNs) // the dialer may have left one: the first write applies the client's
 	c.exp = map[uint64]time.Time{tok.Generation(): tok.ExpiresOn()}
+	if cfg.Watch != nil {
+		cfg.Watch.add(&c.dl, nc)
+	}
 	return c, nil
 }
 
@@ -959,6 +973,9 @@ func (c *Conn[T]) Close() error {
 	c.locked(func() { first, c.closed = !c.closed, true })
 	err := c.nc.Close()
 	c.wg.Wait()
+	if first && c.cfg.Watch != nil {
+		c.cfg.Watch.remove(&c.dl)
+	}
 	if first && c.cfg.OnClose != nil {
 		c.cfg.OnClose()
 	}

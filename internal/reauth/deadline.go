@@ -40,16 +40,24 @@ const (
 //     connection usable after a read timeout, so this is safe under TLS. With
 //     go-redis' timeouts the inner read deadline changes about once per half
 //     a timeout instead of once per command.
-//   - The write deadline is applied exactly, but only when it matters: when
-//     the inner connection is written. A client's call records it; the next
-//     write of the client (beginWrite) applies it if it is not the one already
-//     on the inner connection (armedW); a call while a write of the client
-//     runs applies it at once, as a socket would. crypto/tls breaks a
-//     connection for good on a write timeout, so an inner write deadline may
-//     never fire early, and a late one would not respect the client's. A
-//     cleared deadline (the pool's health check) and the next command's
-//     "now plus a timeout" so cost one change of the inner deadline instead
-//     of two.
+//   - The write deadline is applied when it matters, when the inner
+//     connection is written, and lazily too: a client's call records it; the
+//     next write of the client (beginWrite) arms it unless the armed one
+//     covers it (writeCovered); a call while a write of the client runs
+//     applies it at once and exactly, as a socket would. crypto/tls breaks a
+//     connection for good on a write timeout, so the armed write deadline is
+//     never earlier than the client's; it is later by at most slackW, which
+//     is 1/64 of the lead the client's deadline had when it was armed
+//     (maxWriteSlack at most: 47 ms on go-redis' 3 s timeout). With
+//     go-redis' "now plus a timeout" the inner write deadline then changes
+//     about once per slack instead of once per command, and a cleared
+//     deadline (the pool's health check) costs nothing. Lateness shows only
+//     when a write blocks (the server stops reading), and a WriteWatch, which
+//     the Conns of one client share, takes it away: a write of the client it
+//     finds still running one tick after it last looked gets the client's
+//     deadline exactly. So a write blocked past its deadline times out at
+//     the client's deadline when that lies two watch ticks or more (100 ms)
+//     after the write began, and at most slackW later otherwise.
 //
 // A client's call that leaves the inner connection alone takes no lock: it
 // records the deadline and checks that state (which counts every change)
@@ -71,12 +79,15 @@ type deadlines struct {
 	armedR, leadR atomic.Int64
 	// armedW is the write deadline on the inner connection while no own write
 	// runs (Unix nanoseconds; 0: none; unknownNs: not known, so the next
-	// write applies the client's). It is stored under mu, loaded without it.
-	armedW atomic.Int64
-	// writing is set while a write of the client runs on the inner
-	// connection: between beginWrite and endWrite, which the Conn calls under
-	// its wmu (so never while an own write runs); loaded without a lock.
-	writing atomic.Bool
+	// write applies the client's), slackW how much later than the client's
+	// deadline it lies (0: exact). Both are stored under mu, loaded without it.
+	armedW, slackW atomic.Int64
+	// writes counts the client's writes on the inner connection twice, once
+	// at beginWrite and once at endWrite, so it is odd while one runs. The
+	// Conn calls both under its wmu, so never while an own write runs.
+	// Stored by the writer, loaded without a lock (set, a WriteWatch).
+	writes atomic.Uint64
+	watch  *WriteWatch // the watch of the Conn's blocked writes, if any; set before the first write
 
 	mu         sync.Mutex // guards the fields marked mu, and serialises own changes of the inner deadlines
 	ownR, ownW time.Time  // mu: the deadlines of the own read and write that run
@@ -85,6 +96,16 @@ type deadlines struct {
 // unknownNs is armedW when the inner write deadline is not known: at the
 // start, and after a failed change.
 const unknownNs = math.MinInt64
+
+// maxWriteSlack bounds how much later than the client's the armed write
+// deadline may be (see deadlines).
+const maxWriteSlack = 50 * time.Millisecond
+
+// writeSlack is how much later than a client's write deadline lead ahead of
+// now the armed one may be: 1/64 of the lead, at most maxWriteSlack.
+func writeSlack(lead time.Duration) time.Duration {
+	return max(0, min(lead/64, maxWriteSlack))
+}
 
 const (
 	ownRead   = uint64(dlRead)
@@ -95,7 +116,7 @@ const (
 
 // set records the client's deadline t for k and applies it to nc: the read
 // deadline unless the armed one covers it (readCovered), the write deadline
-// only while a write of the client runs (else beginWrite applies it).
+// only while a write of the client runs (else beginWrite arms it).
 func (d *deadlines) set(nc net.Conn, k dlKind, t time.Time) error {
 	ns := unixNano(t)
 	if k&dlRead != 0 {
@@ -109,7 +130,7 @@ func (d *deadlines) set(nc net.Conn, k dlKind, t time.Time) error {
 		if k&dlRead != 0 && d.readCovered(ns) {
 			rest &^= dlRead
 		}
-		if k&dlWrite != 0 && !d.writing.Load() {
+		if k&dlWrite != 0 && !d.writing() {
 			rest &^= dlWrite
 		}
 		if rest == 0 && d.state.Load() == s {
@@ -122,23 +143,56 @@ func (d *deadlines) set(nc net.Conn, k dlKind, t time.Time) error {
 }
 
 // beginWrite is called before each write of the client to nc, under the
-// Conn's wmu: it applies the client's write deadline if the inner one is
-// not it. With set, it is the two halves of a Dekker handshake: set stores
-// the deadline, then loads writing; beginWrite stores writing, then loads
-// the deadline. So a deadline set while a write starts is applied by one of
-// them or both, and under mu, where the one recorded last is applied.
+// Conn's wmu: it arms the client's write deadline unless the armed one
+// covers it. With set, it is the two halves of a Dekker handshake: set
+// stores the deadline, then loads writes; beginWrite stores writes, then
+// loads the deadline. So a deadline set while a write starts is applied by
+// one of them or both, and under mu, where the one recorded last is applied.
 func (d *deadlines) beginWrite(nc net.Conn) error {
-	d.writing.Store(true)
-	if d.w.Load() == d.armedW.Load() {
+	d.writes.Add(1)
+	if d.watch != nil {
+		d.watch.unpark()
+	}
+	if d.writeCovered(d.w.Load()) {
 		return nil
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.applyClientLocked(nc, dlWrite, time.Time{})
+	return d.applyClientLocked(nc, dlWrite, time.Time{}, true)
 }
 
 // endWrite is called when the write that beginWrite began has returned.
-func (d *deadlines) endWrite() { d.writing.Store(false) }
+func (d *deadlines) endWrite() { d.writes.Add(1) }
+
+// writing reports whether a write of the client runs.
+func (d *deadlines) writing() bool { return d.writes.Load()&1 == 1 }
+
+// writeCovered reports whether the armed write deadline may stay for a
+// client write deadline of ns: none for none; else not earlier than ns and
+// later by no more than the slack it was armed with.
+func (d *deadlines) writeCovered(ns int64) bool {
+	a := d.armedW.Load()
+	if ns == 0 || a == 0 || a == unknownNs {
+		return ns == a
+	}
+	return a >= ns && a-ns <= d.slackW.Load()
+}
+
+// sharpenWrite is a WriteWatch's look at the connection: if the client's
+// write that ran at its last look (writes then: last) still runs, it gets
+// the client's deadline exactly. It returns writes now, for the next look.
+func (d *deadlines) sharpenWrite(nc net.Conn, last uint64) uint64 {
+	n := d.writes.Load()
+	if n&1 == 0 || n != last || d.slackW.Load() == 0 {
+		return n
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.writes.Load() == n && d.state.Load()&ownWrite == 0 && d.slackW.Load() != 0 {
+		d.applyClientLocked(nc, dlWrite, time.Time{}, false)
+	}
+	return n
+}
 
 // readCovered reports whether the armed read deadline may stay for a client
 // read deadline of ns: it fires no later than ns (or ns is none), and is not
@@ -189,21 +243,29 @@ func (d *deadlines) applyLocked(nc net.Conn, k dlKind, t time.Time) error {
 		switch {
 		case own&dir != 0:
 			err = cmp.Or(err, apply(nc, dir, d.ownDeadline(dir)))
-		case dir == dlWrite && !d.writing.Load():
-			// The next write applies it (beginWrite).
+		case dir == dlWrite && !d.writing():
+			// The next write arms it (beginWrite).
 		default:
-			err = cmp.Or(err, d.applyClientLocked(nc, dir, t))
+			// A write runs: its deadline changes now, exactly.
+			err = cmp.Or(err, d.applyClientLocked(nc, dir, t, false))
 		}
 	}
 	return err
 }
 
 // applyClientLocked applies the client's recorded deadline for dir (t, if
-// that is the one recorded) and arms it (armedR or armedW). d.mu is held.
-func (d *deadlines) applyClientLocked(nc net.Conn, dir dlKind, t time.Time) error {
+// that is the one recorded) and arms it (armedR or armedW); a write deadline
+// with slack true is armed up to writeSlack later. d.mu is held.
+func (d *deadlines) applyClientLocked(nc net.Conn, dir dlKind, t time.Time, slack bool) error {
 	ns := d.clientNs(dir)
 	if unixNano(t) != ns {
 		t = fromUnixNano(ns)
+	}
+	var late time.Duration
+	if dir == dlWrite && slack && ns != 0 {
+		late = writeSlack(time.Until(t))
+		t = t.Add(late)
+		ns = unixNano(t)
 	}
 	err := apply(nc, dir, t)
 	if dir == dlWrite {
@@ -211,6 +273,7 @@ func (d *deadlines) applyClientLocked(nc net.Conn, dir dlKind, t time.Time) erro
 			ns = unknownNs
 		}
 		d.armedW.Store(ns)
+		d.slackW.Store(int64(late))
 	}
 	if dir == dlRead {
 		lead := int64(0)
@@ -245,7 +308,7 @@ func (d *deadlines) endOwn(nc net.Conn, k dlKind) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := d.state.Load()
-	err := d.applyClientLocked(nc, k, time.Time{})
+	err := d.applyClientLocked(nc, k, time.Time{}, true)
 	d.state.Store((s&^ownMask + stateStep) | s&ownMask&^uint64(k))
 	return err
 }
