@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -25,6 +26,13 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if spec := os.Getenv(instrEnv); spec != "" {
+		if err := instrChild(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: instructions child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 
@@ -37,6 +45,9 @@ func TestSmoke(t *testing.T) {
 	redis.SetLogger(silentLogger{})
 	cfg := smokeConfig()
 	cfg.Out = ""
+	// Not the instructions section: this race-built binary cannot run under
+	// valgrind (TestInstrSyscalls runs its children without it).
+	cfg.Sections = strings.Replace(cfg.Sections, "instr,", "", 1)
 	var log strings.Builder
 	rep, err := run(t.Context(), cfg, &log)
 	t.Log(log.String())
@@ -233,5 +244,47 @@ func TestInterleaveBlocks(t *testing.T) {
 	}
 	if len(res[0]) != 7 || len(res[1]) != 7 || len(ratios) != 7 {
 		t.Errorf("%d and %d turns, %d ratios; want 7 of each", len(res[0]), len(res[1]), len(ratios))
+	}
+}
+
+// TestInstrSyscalls runs the children of the instructions section (section
+// 1b) outside valgrind, which cannot run this race-built binary: each
+// client's child runs its commands on one connection and reports its system
+// calls, and entraredis makes the same ones per command as plain go-redis,
+// the premise of section 1b (the kernel's share of the CPU is the same).
+func TestInstrSyscalls(t *testing.T) {
+	entraredistest.RequireRedisServer(t)
+	r, err := newInstrRunner(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	const n = 400
+	per := map[string][2]float64{}
+	for _, client := range instrClients {
+		_, sys, err := r.count(t.Context(), client, n, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads, writes := float64(sys.SysR)/n, float64(sys.SysW)/n
+		t.Logf("%s: %.2f reads, %.2f writes per command", client, reads, writes)
+		if writes < 1 || writes > 1.1 || reads < 1 || reads > 3 {
+			t.Errorf("%s: %.2f reads and %.2f writes per command; want one write and one to three reads", client, reads, writes)
+		}
+		per[client] = [2]float64{reads, writes}
+	}
+	e, p := per["entraredis"], per["plain"]
+	if math.Abs(e[0]-p[0]) > 0.05 || math.Abs(e[1]-p[1]) > 0.05 {
+		t.Errorf("system calls per command: entraredis %.2f reads, %.2f writes; plain %.2f, %.2f: want the same", e[0], e[1], p[0], p[1])
+	}
+}
+
+func TestCallgrindTotal(t *testing.T) {
+	got, err := callgrindTotal("==4083== Events    : Ir\n==4083== Collected : 73444841\n==4083==\n==4083== I   refs:      73,444,841\n")
+	if err != nil || got != 73444841 {
+		t.Fatalf("callgrindTotal = %d, %v; want 73444841", got, err)
+	}
+	if _, err := callgrindTotal("valgrind: an assertion failed\n"); err == nil {
+		t.Fatal("callgrindTotal found a total in output without one")
 	}
 }

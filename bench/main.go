@@ -29,7 +29,7 @@ import (
 
 // config bounds every section of a run.
 type config struct {
-	Sections string // comma-separated: steady,breakdown,rotation,cold,scale,rueidis
+	Sections string // comma-separated: steady,breakdown,instr,rotation,cold,scale,rueidis
 	Protocol int
 
 	SteadyConc   []int
@@ -55,6 +55,11 @@ type config struct {
 	// section, which splits the steady-state CPU ratio into layers, with
 	// config.steadyRounds rounds of config.SteadyDur turns per pair.
 	BreakdownConc int
+
+	// InstrCommands and InstrRepeats size the instructions section: each
+	// client's count is the difference of children running InstrCommands
+	// and 5×InstrCommands commands, InstrRepeats times (see runInstr).
+	InstrCommands, InstrRepeats int
 
 	RotToken     time.Duration
 	RotDur       time.Duration // each turn of ours and the old mechanism
@@ -95,7 +100,7 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		Sections:       "steady,breakdown,rotation,cold,scale,rueidis",
+		Sections:       "steady,breakdown,instr,rotation,cold,scale,rueidis",
 		Protocol:       3,
 		SteadyConc:     []int{1, 8, 32, 128},
 		SteadyDur:      200 * time.Millisecond,
@@ -104,6 +109,8 @@ func defaultConfig() config {
 		SteadyControl:  []int{1, 32},
 		SteadyBlocks:   10,
 		BreakdownConc:  32,
+		InstrCommands:  5000,
+		InstrRepeats:   5,
 		RotToken:       6 * time.Second,
 		RotDur:         4500 * time.Millisecond,
 		RotRounds:      10,
@@ -155,6 +162,8 @@ func smokeConfig() config {
 	c.SteadyRounds1 = 3
 	c.SteadyControl = []int{8}
 	c.BreakdownConc = 8
+	c.InstrCommands = 50
+	c.InstrRepeats = 1
 	c.RotToken = 2 * time.Second
 	c.RotDur = 1200 * time.Millisecond
 	c.RotRounds = 2
@@ -188,6 +197,13 @@ func main() {
 	if os.Getenv(serveEmulatorEnv) == "1" {
 		if err := serveEmulator(); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: child emulator:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if spec := os.Getenv(instrEnv); spec != "" {
+		if err := instrChild(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: instructions child:", err)
 			os.Exit(1)
 		}
 		return
@@ -282,7 +298,7 @@ func main() {
 }
 
 func bindFlags(fs *flag.FlagSet, c *config) {
-	fs.StringVar(&c.Sections, "sections", c.Sections, "sections to run, comma-separated: steady,breakdown,rotation,cold,scale,rueidis")
+	fs.StringVar(&c.Sections, "sections", c.Sections, "sections to run, comma-separated: steady,breakdown,instr,rotation,cold,scale,rueidis")
 	fs.IntVar(&c.Protocol, "protocol", c.Protocol, "RESP protocol version (2 or 3)")
 	fs.Var((*intList)(&c.SteadyConc), "steady-conc", "steady state: goroutine counts")
 	fs.DurationVar(&c.SteadyDur, "steady-dur", c.SteadyDur, "steady state: duration of each client's turn")
@@ -291,6 +307,8 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&c.SteadyRounds1, "steady-rounds-1", c.SteadyRounds1, "steady state: rounds at 1 goroutine, where the per-round spread is widest (0: -steady-rounds)")
 	fs.IntVar(&c.SteadyBlocks, "steady-blocks", c.SteadyBlocks, "steady state: blocks of rounds per row, each on a fresh pair of clients made in alternating order (1: one pair for the whole row)")
 	fs.IntVar(&c.SteadyPool, "steady-pool", c.SteadyPool, "steady state: pool size (0: as many as goroutines)")
+	fs.IntVar(&c.InstrCommands, "instr-commands", c.InstrCommands, "instructions: n, where each count is the difference of children running n and 5n commands under callgrind")
+	fs.IntVar(&c.InstrRepeats, "instr-repeats", c.InstrRepeats, "instructions: counts of each client")
 	fs.IntVar(&c.BreakdownConc, "breakdown-conc", c.BreakdownConc, "breakdown: goroutines and pool size of the layers of the steady-state cost (rounds and turns as -steady-rounds, -steady-dur)")
 	fs.DurationVar(&c.RotToken, "rot-token", c.RotToken, "rotation: token lifetime")
 	fs.DurationVar(&c.RotDur, "rot-dur", c.RotDur, "rotation: duration of each turn of entraredis and of the old mechanism (entraredis.Credentials as streaming provider)")
@@ -369,9 +387,11 @@ type report struct {
 	SteadyControl []steadyRow
 	// Breakdown splits the steady-state CPU ratio into layers (runBreakdown).
 	Breakdown []breakdownRow
-	Rotation  []rotRow
-	Cold      []coldRow
-	Scale     []scaleRow
+	// Instr is each client's user-space instructions per command (runInstr).
+	Instr    []instrRow
+	Rotation []rotRow
+	Cold     []coldRow
+	Scale    []scaleRow
 	// RueidisSteady and RueidisRotation are section 6: rueidisentra.
 	RueidisSteady []rueidisSteadyRow
 	// RueidisControl is plain rueidis against plain rueidis
@@ -427,6 +447,10 @@ func run(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 	})
 	section("breakdown", "breakdown", func() (err error) {
 		rep.Breakdown, err = runBreakdown(ctx, cfg, logf)
+		return err
+	})
+	section("instr", "instructions", func() (err error) {
+		rep.Instr, err = runInstr(ctx, cfg, logf)
 		return err
 	})
 	section("rotation", "rotation", func() (err error) {
@@ -486,7 +510,7 @@ func (r *report) mergeFrom(n *report, cfg config, cmd string) {
 	var errs []string
 	for _, e := range r.Errors {
 		sec, _, _ := strings.Cut(e, ":")
-		if !cfg.has(map[string]string{"steady state": "steady", "cold start": "cold"}[sec]) && !cfg.has(sec) {
+		if !cfg.has(map[string]string{"steady state": "steady", "cold start": "cold", "instructions": "instr"}[sec]) && !cfg.has(sec) {
 			errs = append(errs, e)
 		}
 	}
@@ -499,6 +523,10 @@ func (r *report) mergeFrom(n *report, cfg config, cmd string) {
 	if cfg.has("breakdown") {
 		r.Breakdown = n.Breakdown
 		r.Config.BreakdownConc = cfg.BreakdownConc
+	}
+	if cfg.has("instr") {
+		r.Instr = n.Instr
+		r.Config.InstrCommands, r.Config.InstrRepeats = cfg.InstrCommands, cfg.InstrRepeats
 	}
 	if cfg.has("rotation") {
 		r.Rotation = n.Rotation

@@ -139,6 +139,21 @@ func (r *report) markdown(notes string) string {
 		}
 		w("\n")
 	}
+	if len(r.Instr) > 0 {
+		w("## 1b. Instructions per command\n\n")
+		w("The load of section 1 at one goroutine on one connection (GET/SET alternating, RESP%d, TLS to the same child emulator), each client in a child process under valgrind's callgrind, which counts the user-space instructions executed: a count does not depend on what else the machine runs, so it settles at one goroutine what the CPU time of section 1 cannot resolve. Each figure is the difference between a child running %d and one running %d commands (after 200 unmeasured), per command: start-up and exit cancel; %d count(s) per client, median and min–max. Go's asynchronous preemption is off in the children (callgrind does not handle its signals). The kernel's part of the CPU (system calls, about half of it in section 1) is not counted; *system calls per command*, counted from /proc/self/io in one run of %d commands outside valgrind, shows it is the same work for both. No target; it explains the CPU ratio of section 1.\n\n", cfg.Protocol, cfg.InstrCommands, 5*cfg.InstrCommands, cfg.InstrRepeats, 5*cfg.InstrCommands)
+		w("| client | **instructions per command, median** (min–max) | ratio to plain | system calls per command: reads, writes |\n|---|---:|---:|---:|\n")
+		ratio := instrRatio(r.Instr)
+		for _, x := range r.Instr {
+			_, lo, hi := spread(x.InstrPerOp)
+			cell := "1"
+			if x.Client != "plain" {
+				cell = fmt.Sprintf("**%.3f**", ratio)
+			}
+			w("| %s | **%.0f** (%.0f–%.0f) | %s | %.2f, %.2f |\n", x.Client, x.median(), lo, hi, cell, x.SysReadsPerOp, x.SysWritesOp)
+		}
+		w("\n")
+	}
 	if len(r.Rotation) > 0 {
 		w("## 2. Rotation under load\n\n")
 		w("Tokens of %v. entraredis rotates at about half the life (refresh margin capped at life/2, jitter up to a quarter of it) and hands the new token out over a spread window (%v here); ", cfg.RotToken, scaleSpread(cfg.RotToken))
@@ -260,6 +275,9 @@ func (r *report) targets(b *strings.Builder, cfg config) {
 			}
 			w("| control: plain go-redis against plain go-redis, same harness (the noise floor of the two rows above) | %s | — |\n", strings.Join(parts, "; "))
 		}
+	}
+	if len(r.Instr) > 0 {
+		w("| user-space instructions per command at 1 goroutine, entraredis ÷ plain go-redis (callgrind, section 1b: not subject to the machine's noise) | %.3f | — |\n", instrRatio(r.Instr))
 	}
 	var ours []rotRow
 	for _, x := range r.Rotation {
