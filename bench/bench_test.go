@@ -250,7 +250,7 @@ func TestInterleaveBlocks(t *testing.T) {
 // TestInstrSyscalls runs the children of the instructions section (section
 // 1b) outside valgrind, which cannot run this race-built binary: each
 // client's child runs its commands on one connection and reports its system
-// calls, and entraredis makes the same ones per command as plain go-redis,
+// calls, and entraredis makes one write per command as plain go-redis does,
 // the premise of section 1b (the kernel's share of the CPU is the same).
 func TestInstrSyscalls(t *testing.T) {
 	entraredistest.RequireRedisServer(t)
@@ -268,14 +268,19 @@ func TestInstrSyscalls(t *testing.T) {
 		}
 		reads, writes := float64(sys.SysR)/n, float64(sys.SysW)/n
 		t.Logf("%s: %.2f reads, %.2f writes per command", client, reads, writes)
-		if writes < 1 || writes > 1.1 || reads < 1 || reads > 3 {
+		if writes < 1 || writes > 1.01 || reads < 1 || reads > 3 {
 			t.Errorf("%s: %.2f reads and %.2f writes per command; want one write and one to three reads", client, reads, writes)
 		}
 		per[client] = [2]float64{reads, writes}
 	}
+	// Writes are one per command for both: an AUTH or a split command would
+	// add some. Reads are not compared: how many a reply takes depends on
+	// timing (a read that finds nothing yet waits and reads again), and
+	// moves by ±0.1 per command between two runs of one client on a busy
+	// machine.
 	e, p := per["entraredis"], per["plain"]
-	if math.Abs(e[0]-p[0]) > 0.05 || math.Abs(e[1]-p[1]) > 0.05 {
-		t.Errorf("system calls per command: entraredis %.2f reads, %.2f writes; plain %.2f, %.2f: want the same", e[0], e[1], p[0], p[1])
+	if math.Abs(e[1]-p[1]) > 0.01 {
+		t.Errorf("writes per command: entraredis %.3f, plain %.3f: want the same", e[1], p[1])
 	}
 }
 
