@@ -71,14 +71,14 @@ type deadlines struct {
 	// state is ownRead|ownWrite of the own I/O running, plus stateStep times
 	// the number of changes; it is stored under mu and loaded without it.
 	state atomic.Uint64
-	r, w  atomic.Int64 // the client's deadlines, as Unix nanoseconds (0: none); stored without a lock
+	r, w  atomic.Int64 // the client's deadlines, as clockNs (0: none); stored without a lock
 
 	// armedR is the read deadline on the inner connection while no own read
-	// runs (Unix nanoseconds; 0: none), leadR how far ahead of the moment it
+	// runs (clockNs; 0: none), leadR how far ahead of the moment it
 	// was applied it lay. Both are stored under mu, loaded without it.
 	armedR, leadR atomic.Int64
 	// armedW is the write deadline on the inner connection while no own write
-	// runs (Unix nanoseconds; 0: none; unknownNs: not known, so the next
+	// runs (clockNs; 0: none; unknownNs: not known, so the next
 	// write applies the client's), slackW how much later than the client's
 	// deadline it lies (0: exact). Both are stored under mu, loaded without it.
 	armedW, slackW atomic.Int64
@@ -118,7 +118,7 @@ const (
 // deadline unless the armed one covers it (readCovered), the write deadline
 // only while a write of the client runs (else beginWrite arms it).
 func (d *deadlines) set(nc net.Conn, k dlKind, t time.Time) error {
-	ns := unixNano(t)
+	ns := clockNs(t)
 	if k&dlRead != 0 {
 		d.r.Store(ns)
 	}
@@ -169,13 +169,15 @@ func (d *deadlines) writing() bool { return d.writes.Load()&1 == 1 }
 
 // writeCovered reports whether the armed write deadline may stay for a
 // client write deadline of ns: none for none; else not earlier than ns and
-// later by no more than the slack it was armed with.
+// later by no more than the slack it was armed with (slackW is stored before
+// armedW, so a slack read with an armed deadline is that deadline's or,
+// while it changes, a newer one's: at most maxWriteSlack either way).
 func (d *deadlines) writeCovered(ns int64) bool {
 	a := d.armedW.Load()
 	if ns == 0 || a == 0 || a == unknownNs {
 		return ns == a
 	}
-	return a >= ns && a-ns <= d.slackW.Load()
+	return a >= ns && ns >= a-d.slackW.Load() // not a-ns: that overflows for a deadline centuries past
 }
 
 // sharpenWrite is a WriteWatch's look at the connection: if the client's
@@ -218,7 +220,7 @@ func (d *deadlines) earlyRead(nc net.Conn, err error) bool {
 	if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
 		return false
 	}
-	if r := d.r.Load(); r != 0 && time.Now().UnixNano() >= r {
+	if r := d.r.Load(); r != 0 && clockNs(time.Now()) >= r {
 		return false // the client's own deadline
 	}
 	d.mu.Lock()
@@ -257,28 +259,37 @@ func (d *deadlines) applyLocked(nc net.Conn, k dlKind, t time.Time) error {
 // that is the one recorded) and arms it (armedR or armedW); a write deadline
 // with slack true is armed up to writeSlack later. d.mu is held.
 func (d *deadlines) applyClientLocked(nc net.Conn, dir dlKind, t time.Time, slack bool) error {
+	if dir == dlWrite {
+		// Unknown while it changes: a write that begins meanwhile finds it
+		// not covering (beginWrite) and waits for mu, then applies the
+		// deadline recorded last. A write that began before found the old
+		// armed deadline covering its own, which was recorded before the
+		// load below: what is applied here is that one or a later one,
+		// never an earlier one.
+		d.armedW.Store(unknownNs)
+	}
 	ns := d.clientNs(dir)
-	if unixNano(t) != ns {
-		t = fromUnixNano(ns)
+	if clockNs(t) != ns {
+		t = fromClockNs(ns)
 	}
 	var late time.Duration
 	if dir == dlWrite && slack && ns != 0 {
 		late = writeSlack(time.Until(t))
 		t = t.Add(late)
-		ns = unixNano(t)
+		ns = clockNs(t)
 	}
 	err := apply(nc, dir, t)
 	if dir == dlWrite {
 		if err != nil {
 			ns = unknownNs
 		}
+		d.slackW.Store(int64(late)) // before armedW: see writeCovered
 		d.armedW.Store(ns)
-		d.slackW.Store(int64(late))
 	}
 	if dir == dlRead {
 		lead := int64(0)
 		if ns != 0 && err == nil {
-			lead = ns - time.Now().UnixNano()
+			lead = ns - clockNs(time.Now())
 		}
 		if err != nil {
 			ns = 0 // unknown: the next call applies its deadline
@@ -340,22 +351,36 @@ func apply(nc net.Conn, k dlKind, t time.Time) error {
 	return nc.SetDeadline(t)
 }
 
-// unixNano is t as stored in deadlines.r and .w: 0 for no deadline.
-func unixNano(t time.Time) int64 {
+// clockBase is the instant deadlines are stored relative to: one reading of
+// the clock at start-up, with its monotonic part.
+var clockBase = time.Now()
+
+// clockNs is t as stored in deadlines.r, .w and the armed fields:
+// nanoseconds after clockBase (0 for no deadline). t.Sub uses the monotonic
+// readings when t has one, as a socket's deadline does, and saturates
+// instead of overflowing (a deadline more than 292 years away is kept 292
+// years away), so a step of the wall clock does not move a deadline, and one
+// centuries away does not wrap round into the past.
+func clockNs(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
-	if ns := t.UnixNano(); ns != 0 {
+	switch ns := int64(t.Sub(clockBase)); ns {
+	case 0:
+		return 1 // clockBase itself: 1 ns later, long past all the same
+	case unknownNs:
+		return unknownNs + 1 // 292 years past: not the armed fields' "unknown"
+	default:
 		return ns
 	}
-	return 1 // the epoch itself: long past, as it was
 }
 
-// fromUnixNano is the inverse of unixNano (the monotonic reading is lost: a
-// deadline put back after own I/O follows the wall clock).
-func fromUnixNano(ns int64) time.Time {
+// fromClockNs is the inverse of clockNs: the deadline again, with a
+// monotonic reading (a deadline put back after own I/O follows the
+// monotonic clock, as the client's own did).
+func fromClockNs(ns int64) time.Time {
 	if ns == 0 {
 		return time.Time{}
 	}
-	return time.Unix(0, ns)
+	return clockBase.Add(time.Duration(ns))
 }

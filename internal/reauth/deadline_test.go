@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -69,6 +70,37 @@ func inForce(w, client time.Time, slack time.Duration) bool {
 		return w.IsZero()
 	}
 	return !w.Before(client) && w.Sub(client) <= slack
+}
+
+// TestDeadlineClock: what reaches the inner connection keeps a monotonic
+// reading (so a step of the wall clock does not move it), and deadlines
+// centuries away in either direction neither wrap round nor become "none"
+// or "unknown".
+func TestDeadlineClock(t *testing.T) {
+	var d deadlines
+	nc := &deadlineConn{}
+	soon := time.Now().Add(3 * time.Second)
+	d.set(nc, dlBoth, soon)
+	r, _ := nc.get()
+	w := writeDeadline(t, &d, nc)
+	for _, x := range []time.Time{r, w} {
+		if !strings.Contains(x.String(), "m=") {
+			t.Errorf("inner deadline %v has no monotonic reading", x)
+		}
+	}
+	far := time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+	d.set(nc, dlWrite, far)
+	if w := writeDeadline(t, &d, nc); w.Before(time.Now().AddDate(290, 0, 0)) {
+		t.Errorf("a deadline in 3000 reaches the write as %v", w)
+	}
+	ancient := time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC)
+	d.set(nc, dlWrite, ancient)
+	if w := writeDeadline(t, &d, nc); w.IsZero() || w.After(time.Now()) {
+		t.Errorf("a deadline in year 1 reaches the write as %v, want one long past", w)
+	}
+	if a := d.armedW.Load(); a == unknownNs || a == 0 {
+		t.Errorf("a deadline in year 1 armed as %d", a)
+	}
 }
 
 // race runs a and b at once, released together, and waits for both.
@@ -251,6 +283,12 @@ func TestDeadlinesLazy(t *testing.T) {
 		if _, writes := nc.counts(); writes != wantW {
 			t.Fatalf("%d inner write-deadline calls, want still %d: the deadline in force was set again", writes, wantW)
 		}
+		past := time.Date(1700, 1, 1, 0, 0, 0, 0, time.UTC) // centuries before the armed one
+		d.set(nc, dlWrite, past)
+		if w := writeDeadline(t, &d, nc); w.IsZero() || w.After(time.Now()) {
+			t.Fatalf("after a deadline in 1700 the write runs under %v, want one long past", w)
+		}
+		wantW++
 		d.set(nc, dlWrite, last.Add(-time.Second))
 		if w := writeDeadline(t, &d, nc); !inForce(w, last.Add(-time.Second), slack) {
 			t.Fatalf("after an earlier client deadline %v the write runs under %v", last.Add(-time.Second), w)

@@ -23,17 +23,27 @@ const watchTick = 50 * time.Millisecond
 // Close of the last one ends it and waits for it. The zero value is ready to
 // use; it must not be copied after first use.
 type WriteWatch struct {
+	// cur is the goroutine running now (nil while none runs); it is stored
+	// under mu and loaded by writes without it (unpark).
+	cur atomic.Pointer[watchRun]
+
+	mu    sync.Mutex                // guards conns
+	conns map[*deadlines]watchEntry // the watched Conns
+}
+
+// watchRun is one run of the goroutine, from the first Conn watched to the
+// Close of the last. Each run has its own channels and parked flag, so a run
+// ending while the next starts never shares a wake-up with it (and, in
+// testing/synctest, each belongs to the bubble that started it).
+type watchRun struct {
 	// parked is set while the goroutine waits for wake instead of ticking.
 	// A write stores writes, then loads parked; the goroutine stores parked,
 	// then loads writes: so a write that begins as the goroutine parks is
 	// seen by the one or wakes it (see unpark).
 	parked atomic.Bool
 	wake   chan struct{} // a write's wake-up for the parked goroutine (1 buffered)
-
-	mu    sync.Mutex                // guards conns, stop and done
-	conns map[*deadlines]watchEntry // the watched Conns
-	stop  chan struct{}             // closed to end the goroutine; nil while none runs
-	done  chan struct{}             // closed by the goroutine when it ends
+	stop   chan struct{} // closed to end the goroutine
+	done   chan struct{} // closed by the goroutine when it ends
 }
 
 // watchEntry is one watched Conn: its inner connection and its deadlines'
@@ -50,14 +60,13 @@ func (w *WriteWatch) add(d *deadlines, nc net.Conn) {
 	defer w.mu.Unlock()
 	if w.conns == nil {
 		w.conns = make(map[*deadlines]watchEntry)
-		w.wake = make(chan struct{}, 1)
 	}
 	d.watch = w
 	w.conns[d] = watchEntry{nc: nc, last: d.writes.Load()}
-	if w.stop == nil {
-		w.parked.Store(false)
-		w.stop, w.done = make(chan struct{}), make(chan struct{})
-		go w.run(w.wake, w.stop, w.done)
+	if w.cur.Load() == nil {
+		r := &watchRun{wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		w.cur.Store(r)
+		go w.run(r)
 	}
 }
 
@@ -66,55 +75,59 @@ func (w *WriteWatch) add(d *deadlines, nc net.Conn) {
 func (w *WriteWatch) remove(d *deadlines) {
 	w.mu.Lock()
 	delete(w.conns, d)
-	var done chan struct{}
-	if len(w.conns) == 0 && w.stop != nil {
-		close(w.stop)
-		done, w.stop = w.done, nil
+	var r *watchRun
+	if len(w.conns) == 0 {
+		r = w.cur.Swap(nil)
 	}
 	w.mu.Unlock()
-	if done != nil {
-		<-done
+	if r != nil {
+		close(r.stop)
+		<-r.done
 	}
 }
 
 // unpark wakes the goroutine if it is parked. A write calls it after it has
 // counted itself in writes.
 func (w *WriteWatch) unpark() {
-	if w.parked.Load() && w.parked.CompareAndSwap(true, false) {
+	if r := w.cur.Load(); r != nil && r.parked.Load() && r.parked.CompareAndSwap(true, false) {
 		select {
-		case w.wake <- struct{}{}:
+		case r.wake <- struct{}{}:
 		default: // a wake-up is pending already
 		}
 	}
 }
 
 // run looks at every watched Conn each watchTick, parking while nothing is
-// written, until stop is closed.
-func (w *WriteWatch) run(wake, stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
+// written, until r.stop is closed.
+func (w *WriteWatch) run(r *watchRun) {
+	defer close(r.done)
 	t := time.NewTicker(watchTick)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-		case <-stop:
+		case <-r.stop:
 			return
 		}
 		if w.look() {
 			continue
 		}
-		w.parked.Store(true)
+		r.parked.Store(true)
 		if w.look() { // a write began as it parked: tick on
-			if !w.parked.CompareAndSwap(true, false) {
-				<-wake // that write's wake-up
+			if !r.parked.CompareAndSwap(true, false) {
+				select { // that write's wake-up
+				case <-r.wake:
+				case <-r.stop:
+					return
+				}
 			}
 			continue
 		}
 		t.Stop()
 		select {
-		case <-wake:
+		case <-r.wake:
 			t.Reset(watchTick)
-		case <-stop:
+		case <-r.stop:
 			return
 		}
 	}
