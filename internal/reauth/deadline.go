@@ -71,14 +71,14 @@ type deadlines struct {
 	// state is ownRead|ownWrite of the own I/O running, plus stateStep times
 	// the number of changes; it is stored under mu and loaded without it.
 	state atomic.Uint64
-	r, w  atomic.Int64 // the client's deadlines, as clockNs (0: none); stored without a lock
+	r, w  atomic.Int64 // the client's deadlines, as Unix nanoseconds (see unixNano; 0: none); stored without a lock
 
 	// armedR is the read deadline on the inner connection while no own read
-	// runs (clockNs; 0: none), leadR how far ahead of the moment it
+	// runs (Unix nanoseconds; 0: none), leadR how far ahead of the moment it
 	// was applied it lay. Both are stored under mu, loaded without it.
 	armedR, leadR atomic.Int64
 	// armedW is the write deadline on the inner connection while no own write
-	// runs (clockNs; 0: none; unknownNs: not known, so the next
+	// runs (Unix nanoseconds; 0: none; unknownNs: not known, so the next
 	// write applies the client's), slackW how much later than the client's
 	// deadline it lies (0: exact). Both are stored under mu, loaded without it.
 	armedW, slackW atomic.Int64
@@ -118,7 +118,7 @@ const (
 // deadline unless the armed one covers it (readCovered), the write deadline
 // only while a write of the client runs (else beginWrite arms it).
 func (d *deadlines) set(nc net.Conn, k dlKind, t time.Time) error {
-	ns := clockNs(t)
+	ns := unixNano(t)
 	if k&dlRead != 0 {
 		d.r.Store(ns)
 	}
@@ -220,7 +220,7 @@ func (d *deadlines) earlyRead(nc net.Conn, err error) bool {
 	if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
 		return false
 	}
-	if r := d.r.Load(); r != 0 && clockNs(time.Now()) >= r {
+	if r := d.r.Load(); r != 0 && time.Now().UnixNano() >= r {
 		return false // the client's own deadline
 	}
 	d.mu.Lock()
@@ -269,14 +269,14 @@ func (d *deadlines) applyClientLocked(nc net.Conn, dir dlKind, t time.Time, slac
 		d.armedW.Store(unknownNs)
 	}
 	ns := d.clientNs(dir)
-	if clockNs(t) != ns {
-		t = fromClockNs(ns)
+	if unixNano(t) != ns {
+		t = fromUnixNano(ns)
 	}
 	var late time.Duration
 	if dir == dlWrite && slack && ns != 0 {
 		late = writeSlack(time.Until(t))
 		t = t.Add(late)
-		ns = clockNs(t)
+		ns = unixNano(t)
 	}
 	err := apply(nc, dir, t)
 	if dir == dlWrite {
@@ -289,7 +289,7 @@ func (d *deadlines) applyClientLocked(nc net.Conn, dir dlKind, t time.Time, slac
 	if dir == dlRead {
 		lead := int64(0)
 		if ns != 0 && err == nil {
-			lead = ns - clockNs(time.Now())
+			lead = ns - time.Now().UnixNano()
 		}
 		if err != nil {
 			ns = 0 // unknown: the next call applies its deadline
@@ -351,36 +351,34 @@ func apply(nc net.Conn, k dlKind, t time.Time) error {
 	return nc.SetDeadline(t)
 }
 
-// clockBase is the instant deadlines are stored relative to: one reading of
-// the clock at start-up, with its monotonic part.
-var clockBase = time.Now()
-
-// clockNs is t as stored in deadlines.r, .w and the armed fields:
-// nanoseconds after clockBase (0 for no deadline). t.Sub uses the monotonic
-// readings when t has one, as a socket's deadline does, and saturates
-// instead of overflowing (a deadline more than 292 years away is kept 292
-// years away), so a step of the wall clock does not move a deadline, and one
-// centuries away does not wrap round into the past.
-func clockNs(t time.Time) int64 {
+// unixNano is t as stored in deadlines.r, .w and the armed fields: Unix
+// nanoseconds (0 for no deadline), saturated at the ends of their range (a
+// deadline after 2262 is kept in 2262, one before 1678 in 1678), so that
+// none wraps round into the past or becomes "none" or "unknown". The
+// monotonic reading is not kept: go-redis' deadlines have none (it builds
+// them from its cached clock with time.Unix), and t.Sub to keep one would
+// cost more than the rest of a deadline call.
+func unixNano(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
-	switch ns := int64(t.Sub(clockBase)); ns {
-	case 0:
-		return 1 // clockBase itself: 1 ns later, long past all the same
-	case unknownNs:
-		return unknownNs + 1 // 292 years past: not the armed fields' "unknown"
-	default:
+	switch s := t.Unix(); {
+	case s >= math.MaxInt64/int64(time.Second):
+		return math.MaxInt64
+	case s <= math.MinInt64/int64(time.Second):
+		return unknownNs + 1
+	}
+	if ns := t.UnixNano(); ns != 0 {
 		return ns
 	}
+	return 1 // the epoch itself: long past, as it was
 }
 
-// fromClockNs is the inverse of clockNs: the deadline again, with a
-// monotonic reading (a deadline put back after own I/O follows the
-// monotonic clock, as the client's own did).
-func fromClockNs(ns int64) time.Time {
+// fromUnixNano is the inverse of unixNano (in wall-clock time, as go-redis'
+// deadlines are).
+func fromUnixNano(ns int64) time.Time {
 	if ns == 0 {
 		return time.Time{}
 	}
-	return clockBase.Add(time.Duration(ns))
+	return time.Unix(0, ns)
 }
