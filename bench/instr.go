@@ -15,8 +15,6 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/entraredis/entraredis"
 )
 
 // instrEnv, set to "CLIENT COMMANDS PROTOCOL FILE", makes this program run
@@ -81,17 +79,17 @@ func instrChild(spec string) error {
 		return err
 	}
 	ctx := context.Background()
+	cfg := config{Protocol: proto}
 	var c redis.UniversalClient
 	switch f[0] {
 	case "plain":
-		c = redis.NewClient(plainOptions(srv, config{Protocol: proto}, 1))
+		c = redis.NewClient(plainOptions(srv, cfg, 1))
 	case "entraredis":
-		var err error
-		c, err = entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: proto, PoolSize: 1},
-			&entraredis.Options{Logger: quiet})
+		ours, err := newSteadyOurs(ctx, srv, cfg, 1)
 		if err != nil {
 			return err
 		}
+		c = ours
 	default:
 		return fmt.Errorf("no client %q", f[0])
 	}

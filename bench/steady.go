@@ -94,8 +94,7 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 			if i == 1 {
 				return redis.NewClient(plainOptions(srv, cfg, pool)), nil
 			}
-			return entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool},
-				&entraredis.Options{Logger: quiet})
+			return newSteadyOurs(ctx, srv, cfg, pool)
 		})
 		res, ratios, err := interleave(ctx, cfg, g, mk, [2]string{"entraredis", "plain"})
 		if err != nil {
@@ -110,6 +109,14 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 		}
 	}
 	return rows, nil
+}
+
+// newSteadyOurs is entraredis in the steady state: the child emulator's
+// endpoint, a pool of pool connections, the static token from srv's
+// credential, nothing logged.
+func newSteadyOurs(ctx context.Context, srv *childEmulator, cfg config, pool int) (*entraredis.Client, error) {
+	return entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool},
+		&entraredis.Options{Logger: quiet})
 }
 
 // plainOptions are the options of plain go-redis in the steady state: the

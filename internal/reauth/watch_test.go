@@ -190,7 +190,6 @@ func TestWriteWatchAcrossBubbles(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "--- PASS: TestWriteWatchAcrossBubbles") {
 			t.Fatalf("in a child process: %v\n%s", err, out)
 		}
-		t.Logf("child: %d bytes of output", len(out))
 		return
 	}
 	var w WriteWatch
