@@ -216,7 +216,7 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 // TestMaintenanceEventsOffByDefaultOffAzure: a client of a host that is not
 // Azure Cache for Redis (here localhost) does not subscribe unless told to.
 func TestMaintenanceEventsOffByDefaultOffAzure(t *testing.T) {
-	srv := entraredistest.NewServer(t, entraredistest.Options{Backend: entraredistest.BackendInProcess})
+	srv := entraredistest.NewServer(t, entraredistest.Options{})
 	ctx := t.Context()
 	off := newClient(t, srv, srv.Credential(), 3, entraredis.Options{})
 	if err := off.Ping(ctx).Err(); err != nil {

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	_ "github.com/entraredis/entraredis/entraredistest/inprocess" // the test server's fallback without redis-server
 )
 
 // config bounds every section of a run.

@@ -6,11 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"time"
+	"sync/atomic"
 
-	"github.com/alicebob/miniredis/v2"
-
-	"github.com/entraredis/entraredis/internal/emulator"
+	"github.com/entraredis/entraredis/entraredistest/internal/emulator"
 	"github.com/entraredis/entraredis/internal/redisproc"
 )
 
@@ -79,9 +77,42 @@ func (b *redisServerBackend) endpointAddr() (string, string) {
 func (b *redisServerBackend) kind() Backend         { return BackendRedisServer }
 func (b *redisServerBackend) limitations() []string { return nil }
 
+// InProcessRedis is a Redis server running in the test process: the
+// backend of BackendInProcess, and of BackendAuto when redis-server is
+// absent. The module github.com/entraredis/entraredis/entraredistest/inprocess
+// provides one (miniredis) and registers it when its package is imported:
+//
+//	import _ "github.com/entraredis/entraredis/entraredistest/inprocess"
+//
+// It is a module of its own so that the library's module, which holds this
+// package, does not depend on miniredis.
+type InProcessRedis interface {
+	// Addr returns its TCP address, "127.0.0.1:PORT".
+	Addr() string
+	// Restart stops and starts it again, keeping its data; it may move to a
+	// new port (Addr says where).
+	Restart() error
+	// Close stops it.
+	Close() error
+}
+
+// inProcess starts the registered in-process Redis; nil when none is.
+var inProcess atomic.Pointer[func(users map[string]string) (InProcessRedis, error)]
+
+// RegisterInProcess sets the function that starts the in-process Redis with
+// one user (name → password) per Role, each allowed every command. Package
+// inprocess calls it when imported; a later call replaces an earlier one.
+func RegisterInProcess(start func(users map[string]string) (InProcessRedis, error)) {
+	inProcess.Store(&start)
+}
+
+// errNoInProcess is the error of BackendInProcess, or of BackendAuto without
+// redis-server, when no in-process Redis is registered.
+var errNoInProcess = errors.New(`entraredistest: no in-process Redis: install redis-server (Debian: apt-get install redis-server), set ` + EnvRedisServer + `, or import _ "github.com/entraredis/entraredis/entraredistest/inprocess" for the in-process fallback`)
+
 // miniBackend is the in-process fallback.
 type miniBackend struct {
-	m *miniredis.Miniredis
+	m InProcessRedis
 }
 
 // miniLimitations is what the in-process fallback does not emulate.
@@ -94,36 +125,25 @@ var miniLimitations = []string{
 	"CLIENT LIST/KILL/INFO and other introspection commands are partial or missing",
 }
 
-func startMiniredis(users map[string]emulator.BackendUser) (backendImpl, error) {
-	m := miniredis.NewMiniRedis()
-	for _, role := range sortedRoles(users) {
-		u := users[role]
-		m.RequireUserAuth(u.Name, u.Password)
+func startInProcess(users map[string]emulator.BackendUser) (backendImpl, error) {
+	start := inProcess.Load()
+	if start == nil {
+		return nil, errNoInProcess
 	}
-	if err := m.StartAddr("127.0.0.1:0"); err != nil {
-		return nil, fmt.Errorf("entraredistest: start miniredis: %w", err)
+	byName := make(map[string]string, len(users))
+	for _, u := range users {
+		byName[u.Name] = u.Password
+	}
+	m, err := (*start)(byName)
+	if err != nil {
+		return nil, fmt.Errorf("entraredistest: start the in-process Redis: %w", err)
 	}
 	return &miniBackend{m: m}, nil
 }
 
-func (b *miniBackend) addr() string { return b.m.Addr() }
-func (b *miniBackend) restart() error {
-	b.m.Close()
-	// The old port may be taken meanwhile (as the local port of some
-	// outgoing connection): retry, then move to a new port.
-	var err error
-	for i := 0; i < 5; i++ {
-		if err = b.m.Restart(); err == nil {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err2 := b.m.StartAddr("127.0.0.1:0"); err2 != nil {
-		return errors.Join(err, err2)
-	}
-	return nil
-}
-func (b *miniBackend) close() error                   { b.m.Close(); return nil }
+func (b *miniBackend) addr() string                   { return b.m.Addr() }
+func (b *miniBackend) restart() error                 { return b.m.Restart() }
+func (b *miniBackend) close() error                   { return b.m.Close() }
 func (b *miniBackend) endpointAddr() (string, string) { return "tcp", b.m.Addr() }
 func (b *miniBackend) kind() Backend                  { return BackendInProcess }
 func (b *miniBackend) limitations() []string          { return append([]string(nil), miniLimitations...) }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/entraredis/entraredis/internal/emulator"
+	"github.com/entraredis/entraredis/entraredistest/internal/emulator"
 )
 
 // benchClients is the number of concurrent clients of BenchmarkEndpointOverhead.

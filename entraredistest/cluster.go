@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/entraredis/entraredis/internal/emulator"
+	"github.com/entraredis/entraredis/entraredistest/internal/emulator"
+	"github.com/entraredis/entraredis/entraredistest/internal/testcerts"
 	"github.com/entraredis/entraredis/internal/redisproc"
-	"github.com/entraredis/entraredis/internal/testcerts"
 )
 
 // ClusterOptions configures NewCluster and StartCluster. The zero value is a

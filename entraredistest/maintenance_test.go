@@ -150,7 +150,7 @@ func TestFailover(t *testing.T) {
 }
 
 func TestFailoverContext(t *testing.T) {
-	srv := NewServer(t, Options{Backend: BackendInProcess})
+	srv := NewServer(t, Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	// Nobody subscribes: waiting for a subscriber ends with the context.
@@ -161,7 +161,7 @@ func TestFailoverContext(t *testing.T) {
 }
 
 func TestRevoke(t *testing.T) {
-	srv := NewServer(t, Options{Backend: BackendInProcess, TokenLifetime: time.Hour})
+	srv := NewServer(t, Options{TokenLifetime: time.Hour})
 	cred := srv.Credential()
 	live := dialRaw(t, srv)
 	if got := live.do("AUTH", cred.ObjectID(), token(t, cred)); got != "+OK\r\n" {

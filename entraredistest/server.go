@@ -14,8 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/entraredis/entraredis/internal/emulator"
-	"github.com/entraredis/entraredis/internal/testcerts"
+	"github.com/entraredis/entraredis/entraredistest/internal/emulator"
+	"github.com/entraredis/entraredis/entraredistest/internal/testcerts"
 )
 
 // EnvRequireRedisServer names the environment variable that, set to "1",
@@ -156,13 +156,18 @@ func authenticator(issuer *Issuer, dir *directory) func(user, token string) (emu
 // NewServer starts a Server for a test and closes it with tb.Cleanup. On the
 // in-process fallback it logs (tb.Logf) what is not emulated. It fails the
 // test when the server cannot start, or when redis-server is absent and
-// EnvRequireRedisServer=1.
+// EnvRequireRedisServer=1; it skips the test, saying why, when the backend
+// it needs is neither redis-server nor a registered in-process Redis (see
+// InProcessRedis).
 func NewServer(tb testing.TB, opts Options) *Server {
 	tb.Helper()
 	if opts.Logf == nil {
 		opts.Logf = tb.Logf
 	}
 	s, err := Start(opts)
+	if errors.Is(err, errNoInProcess) {
+		tb.Skipf("entraredistest: skipped, this test needs redis-server or the in-process fallback: %v", err)
+	}
 	if err != nil {
 		tb.Fatalf("entraredistest: %v", err)
 	}
@@ -237,7 +242,7 @@ func Start(opts Options) (*Server, error) {
 func startBackend(opts Options, users map[string]emulator.BackendUser) (backendImpl, error) {
 	switch opts.Backend {
 	case BackendInProcess:
-		return startMiniredis(users)
+		return startInProcess(users)
 	case BackendRedisServer:
 		return startRedisServer(opts.RedisServer, users)
 	case BackendAuto:
@@ -251,7 +256,7 @@ func startBackend(opts Options, users map[string]emulator.BackendUser) (backendI
 		if os.Getenv(EnvRequireRedisServer) == "1" {
 			return nil, fmt.Errorf("%w (%s=1 forbids the in-process fallback)", err, EnvRequireRedisServer)
 		}
-		return startMiniredis(users)
+		return startInProcess(users)
 	default:
 		return nil, fmt.Errorf("entraredistest: unknown Backend %q", opts.Backend)
 	}

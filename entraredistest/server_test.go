@@ -382,7 +382,7 @@ func TestGoRedisClient(t *testing.T) {
 }
 
 func TestTLSCertificateNamesOnlyLocalhost(t *testing.T) {
-	srv := NewServer(t, Options{Backend: BackendInProcess})
+	srv := NewServer(t, Options{})
 	cfg := srv.TLSConfig()
 	if cfg == nil || cfg.ServerName != "localhost" || cfg.RootCAs == nil || cfg.InsecureSkipVerify || cfg.MinVersion < tls.VersionTLS12 {
 		t.Fatalf("TLSConfig = %+v", cfg)
@@ -412,7 +412,7 @@ func TestTLSCertificateNamesOnlyLocalhost(t *testing.T) {
 		t.Fatal("TLS handshake succeeded without trusting the throwaway CA")
 	}
 	// Plaintext option.
-	plain := NewServer(t, Options{Backend: BackendInProcess, Plaintext: true})
+	plain := NewServer(t, Options{Plaintext: true})
 	if plain.TLSConfig() != nil {
 		t.Fatal("TLSConfig of a plaintext server is not nil")
 	}
@@ -542,57 +542,6 @@ func TestCloseRemovesProcessAndFiles(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port())), time.Second); err == nil {
 		t.Fatal("endpoint still accepts connections after Close")
 	}
-}
-
-func TestRequireRedisServerFallback(t *testing.T) {
-	t.Setenv(EnvRedisServer, "/nonexistent/redis-server")
-	t.Setenv(EnvRequireRedisServer, "")
-	srv := NewServer(t, Options{})
-	if srv.Backend() != BackendInProcess || len(srv.Limitations()) == 0 {
-		t.Fatalf("Backend = %q, Limitations = %v: want the in-process fallback with limitations", srv.Backend(), srv.Limitations())
-	}
-	if s, err := Start(Options{RedisServer: "/nonexistent/redis-server"}); err == nil {
-		s.Close()
-		t.Fatal("Start with a wrong explicit RedisServer path: no error")
-	}
-	t.Setenv(EnvRequireRedisServer, "1")
-	if s, err := Start(Options{}); err == nil {
-		s.Close()
-		t.Fatalf("Start with %s=1 and no redis-server: no error", EnvRequireRedisServer)
-	}
-	ft := &fakeTB{TB: t}
-	func() {
-		defer func() { recover() }()
-		RequireRedisServer(ft)
-	}()
-	if !ft.fatal || ft.skipped {
-		t.Fatalf("RequireRedisServer with %s=1 and no redis-server: fatal=%v skipped=%v, want a failure", EnvRequireRedisServer, ft.fatal, ft.skipped)
-	}
-	t.Setenv(EnvRequireRedisServer, "")
-	ft = &fakeTB{TB: t}
-	func() {
-		defer func() { recover() }()
-		RequireRedisServer(ft)
-	}()
-	if !ft.skipped {
-		t.Fatal("RequireRedisServer without redis-server did not skip")
-	}
-}
-
-// fakeTB records Fatalf/Skipf and stops the caller with a panic.
-type fakeTB struct {
-	testing.TB
-	fatal, skipped bool
-}
-
-func (f *fakeTB) Helper() {}
-func (f *fakeTB) Fatalf(string, ...any) {
-	f.fatal = true
-	panic("fatal")
-}
-func (f *fakeTB) Skipf(string, ...any) {
-	f.skipped = true
-	panic("skip")
 }
 
 // A RESP2 connection in subscribe mode cannot re-authenticate (Redis

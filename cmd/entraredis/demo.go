@@ -9,8 +9,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/entraredis/entraredis/cmd/entraredis/internal/demo"
 	"github.com/entraredis/entraredis/entraredistest"
-	"github.com/entraredis/entraredis/internal/demo"
+	_ "github.com/entraredis/entraredis/entraredistest/inprocess" // the test server's fallback without redis-server
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -32,8 +32,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
+	"github.com/entraredis/entraredis/cmd/entraredis/internal/doctor"
 	"github.com/entraredis/entraredis/entratoken"
-	"github.com/entraredis/entraredis/internal/doctor"
 )
 
 // Exit codes.

@@ -18,8 +18,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"go.uber.org/goleak"
 
+	"github.com/entraredis/entraredis/cmd/entraredis/internal/doctor"
 	"github.com/entraredis/entraredis/entraredistest"
-	"github.com/entraredis/entraredis/internal/doctor"
 	"github.com/entraredis/entraredis/internal/tokenspy"
 )
 
