@@ -1,9 +1,8 @@
 package entratoken
 
 import (
-	"bytes"
+	"reflect"
 	"runtime"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -43,8 +42,7 @@ type events struct {
 	queue   []func()   // callbacks not run yet, oldest first
 	dropped int64      // events dropped because the queue was full
 	closed  bool       // no callback starts any more
-	running bool       // a callback is running
-	goid    uint64     // the event goroutine's id, to recognise Close from a callback
+	running bool       // a callback is running (see close)
 
 	wake chan struct{} // capacity 1: something was queued, or closed
 	done chan struct{} // closed when the event goroutine has returned
@@ -94,9 +92,6 @@ func (e *events) droppedCount() int64 {
 
 func (e *events) loop(started chan<- struct{}) {
 	defer close(e.done)
-	e.mu.Lock()
-	e.goid = goroutineID()
-	e.mu.Unlock()
 	close(started)
 	for range e.wake {
 		for {
@@ -116,7 +111,7 @@ func (e *events) loop(started chan<- struct{}) {
 			e.running = true
 			e.mu.Unlock()
 
-			f()
+			invoke(f)
 
 			e.mu.Lock()
 			e.running = false
@@ -125,14 +120,39 @@ func (e *events) loop(started chan<- struct{}) {
 	}
 }
 
+// invoke runs one callback. It is the only caller of callbacks, on the event
+// goroutine, and its frame is how close recognises a call from a callback.
+//
+//go:noinline
+func invoke(f func()) { f() }
+
+// invokeEntry is the entry address of invoke's code.
+var invokeEntry = runtime.FuncForPC(reflect.ValueOf(invoke).Pointer()).Entry()
+
 // close stops the callbacks: none starts after close has begun, and queued
 // ones are dropped. It waits for the event goroutine to return, and so for a
 // running callback, unless it is called from a callback (which Close may be).
+//
+// How close tells a call from the running callback from a call from
+// elsewhere, without the goroutine's id: only the event goroutine runs
+// callbacks, always through invoke, so a call from a callback is one whose
+// own stack holds invoke's frame, which runtime.Callers shows (program
+// counters only: no goroutine id, no parsing). close returns at once when a
+// callback is running and invoke is on its caller's stack; otherwise it
+// waits for the event goroutine to return. It holds no lock while it waits,
+// and the event loop takes e.mu only between callbacks, so a callback that
+// calls Close never waits for itself.
+//
+// The frame names the function, not the Source: a callback of one Source
+// that closes another Source while that other Source's own callback is
+// running is taken for a call from that callback, and that Close returns
+// without waiting for it (no callback starts after it all the same). Telling
+// the two apart needs the goroutine's identity, which Go does not expose.
 func (e *events) close() {
 	e.mu.Lock()
 	first := !e.closed
 	e.closed = true
-	fromCallback := e.running && e.goid == goroutineID()
+	running := e.running
 	e.mu.Unlock()
 	if first {
 		select {
@@ -140,21 +160,29 @@ func (e *events) close() {
 		default:
 		}
 	}
-	if !fromCallback {
-		<-e.done
+	if running && insideCallback() {
+		return
 	}
+	<-e.done
 }
 
-// goroutineID returns the calling goroutine's id, read from its stack
-// header ("goroutine 42 [running]:"). Only close uses it, to return at once
-// when a callback calls Close instead of waiting for itself.
-func goroutineID() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
+// insideCallback reports whether invoke's frame is on the caller's stack:
+// whether it runs inside a callback of some Source.
+func insideCallback() bool {
+	pcs := make([]uintptr, 64)
+	n := runtime.Callers(2, pcs) // from insideCallback's caller
+	for n == len(pcs) {          // a deep stack: take all of it
+		pcs = make([]uintptr, 2*len(pcs))
+		n = runtime.Callers(2, pcs)
 	}
-	id, _ := strconv.ParseUint(string(b), 10, 64)
-	return id
+	frames := runtime.CallersFrames(pcs[:n])
+	for {
+		f, more := frames.Next()
+		if f.Entry == invokeEntry {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
 }

@@ -285,3 +285,37 @@ func TestDependencies(t *testing.T) {
 		}
 	}
 }
+
+// TestCallbackMayCloseFromDeepInside: a callback that calls Close hundreds
+// of calls deep is still recognised as a callback (close reads the whole
+// stack): Close returns, and no callback runs after it.
+func TestCallbackMayCloseFromDeepInside(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var src atomic.Pointer[Source]
+		var calls, returned atomic.Int64
+		var deep func(n int)
+		deep = func(n int) {
+			if n > 0 {
+				deep(n - 1)
+				return
+			}
+			src.Load().Close()
+			returned.Add(1)
+		}
+		o := (&recorder{}).options(Options{})
+		o.OnReauthFailed = func(ReauthFailed) {
+			calls.Add(1)
+			deep(300)
+		}
+		s, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, o)
+		src.Store(s)
+		for range 3 {
+			s.ReportReauth(errors.New("WRONGPASS"))
+		}
+		synctest.Wait()
+		if calls.Load() != 1 || returned.Load() != 1 {
+			t.Fatalf("%d callbacks, %d Close calls returned: want 1 and 1", calls.Load(), returned.Load())
+		}
+		closeReturnsAtOnce(t, s)
+	})
+}
