@@ -21,7 +21,6 @@ import (
 type conns struct {
 	src    *entratoken.Source // set before the first dial
 	opened atomic.Uint64      // connections opened: the k of each one's offset
-	next   atomic.Int64       // Unix nanoseconds of the refresher's next attempt; 0 unknown
 
 	mu     sync.Mutex // guards live, newest
 	live   map[*connState]struct{}
@@ -103,21 +102,11 @@ func (r *conns) handoutFor(tok entratoken.Token) handout {
 	return h
 }
 
-// setNext records the refresher's next attempt (from its events).
-func (r *conns) setNext(t time.Time) {
-	if t.IsZero() {
-		r.next.Store(0)
-		return
-	}
-	r.next.Store(t.UnixNano())
-}
-
-func (r *conns) nextAttempt() time.Time {
-	if n := r.next.Load(); n != 0 {
-		return time.Unix(0, n)
-	}
-	return time.Time{}
-}
+// nextAttempt is when the refresher next asks the credential, read from the
+// Source itself (zero when unknown, or closed): not from the events, which
+// a slow callback of the user's would delay. Status calls stats: not under
+// r.mu.
+func (r *conns) nextAttempt() time.Time { return r.src.Status().NextRefresh }
 
 // dial returns the client's DialCtxFn: while no usable token exists it fails
 // at once without touching the network (a dial could only be refused, and a

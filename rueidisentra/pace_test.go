@@ -83,8 +83,7 @@ func TestPacingOverRotations(t *testing.T) {
 		}
 		srv := is.NewCredential(entraredistest.CredentialOptions{Lifetime: life})
 		reg := newConns()
-		o := entratoken.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			OnTokenRefreshed: func(e entratoken.TokenRefreshed) { reg.setNext(e.RefreshAt) }}
+		o := entratoken.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 		src, err := entratoken.NewSource(srv, &o)
 		if err != nil {
 			t.Fatal(err)

@@ -188,22 +188,9 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, opt rueidis.Cli
 		}
 	}
 
+	// The connections learn when the refresher asks next from the Source's
+	// Status, never through the callbacks, which are the user's, untouched.
 	c := &client{reg: newConns()}
-	// The refresher's events tell the connections when it asks next; the
-	// user's callbacks run after, unchanged.
-	onRefreshed, onFailed := o.OnTokenRefreshed, o.OnRefreshFailed
-	o.OnTokenRefreshed = func(e entratoken.TokenRefreshed) {
-		c.reg.setNext(e.RefreshAt)
-		if onRefreshed != nil {
-			onRefreshed(e)
-		}
-	}
-	o.OnRefreshFailed = func(e entratoken.RefreshFailed) {
-		c.reg.setNext(e.NextRetry)
-		if onFailed != nil {
-			onFailed(e)
-		}
-	}
 	src, err := entratoken.NewSource(cred, &o)
 	if err != nil {
 		return nil, err
