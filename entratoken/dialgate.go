@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // DialState says whether a client layer may dial a new connection now. It
@@ -67,12 +69,29 @@ func (e *RefusedError) Hint() string { return e.Auth.Hint() }
 // dialGate is the refusal of the token in use for new connections. The zero
 // value is open. Source.mu guards it.
 type dialGate struct {
-	gen      uint64        // generation of the refused token; 0 when nothing was refused
-	err      *AuthError    // the last refusal
-	delay    time.Duration // the current backoff step
-	until    time.Time     // no dial before this instant
-	prev     time.Duration // the step before the last probe doubled it; 0 when no probe is out
-	refusals int64         // refusals reported, since the Source started
+	gen      uint64                     // generation of the refused token; 0 when nothing was refused
+	err      *AuthError                 // the last refusal
+	back     backoff.ExponentialBackOff // the waits: each probe takes the next step (see newDialBackoff)
+	delay    time.Duration              // the current backoff step
+	until    time.Time                  // no dial before this instant
+	prev     time.Duration              // the step before the last probe doubled it; 0 when no probe is out
+	prevBack backoff.ExponentialBackOff // back before the last probe's step, for ProbeUnused
+	refusals int64                      // refusals reported, since the Source started
+}
+
+// newDialBackoff starts the gate's waits for a token of timing tm:
+// dialBackoffMin, doubled at each probe, up to the retry bound. Without
+// randomization (RandomizationFactor 0): the waits are exact, and Status
+// and RefusedError report them.
+func newDialBackoff(tm timing) backoff.ExponentialBackOff {
+	b := backoff.ExponentialBackOff{
+		InitialInterval:     min(dialBackoffMin, tm.retryMax),
+		RandomizationFactor: 0,
+		Multiplier:          2,
+		MaxInterval:         tm.retryMax,
+	}
+	b.Reset()
+	return b
 }
 
 // state is the one function that says whether a new connection may be
@@ -121,7 +140,8 @@ func (s *Source) ReportDialAuth(err error) {
 	}
 	g.err = ae
 	if g.state(tok.generation, now) == DialOpen {
-		g.gen, g.delay, g.prev = tok.generation, min(dialBackoffMin, tok.tm.retryMax), 0
+		g.gen, g.back, g.prev = tok.generation, newDialBackoff(tok.tm), 0
+		g.delay = g.back.NextBackOff()
 		g.until = now.Add(g.delay)
 		s.opts.Logger.Warn("entraredis: the server refused the token in use for a new connection; new connections wait", "retry_in", g.delay, "err", ae)
 		return
@@ -163,8 +183,8 @@ func (s *Source) ProbeDial() (probe bool, err error) {
 	case DialProbe:
 		// One probe per step: the next waits twice as long, unless this one
 		// is accepted.
-		g.prev = g.delay
-		g.delay = min(2*g.delay, tok.t.tm.retryMax)
+		g.prev, g.prevBack = g.delay, g.back
+		g.delay = g.back.NextBackOff()
 		g.until = now.Add(g.delay)
 		return true, nil
 	default:
@@ -184,7 +204,7 @@ func (s *Source) ProbeUnused() {
 	if s.tok == nil || g.state(s.tok.generation, time.Now()) == DialOpen || g.prev == 0 {
 		return
 	}
-	g.delay, g.until, g.prev = g.prev, time.Now(), 0
+	g.delay, g.back, g.until, g.prev = g.prev, g.prevBack, time.Now(), 0
 }
 
 func maxTime(a, b time.Time) time.Time {
