@@ -20,11 +20,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 
 	"github.com/entraredis/entraredis/azevents"
 	"github.com/entraredis/entraredis/internal/resp"
@@ -223,7 +224,8 @@ func (s *Subscriber) run() {
 	ping := time.NewTimer(s.cfg.PingInterval)
 	defer ping.Stop()
 	var retry <-chan time.Time // set while a move to a fresh connection is to be retried
-	moveFailures := 0
+	// The retries of a failed move; nil after a success.
+	var moveRetry *backoff.ExponentialBackOff
 	for {
 		if cur == nil {
 			c := s.subscribeRetrying()
@@ -269,14 +271,16 @@ func (s *Subscriber) run() {
 				return
 			}
 			if err != nil {
-				moveFailures++
+				if moveRetry == nil {
+					moveRetry = s.newBackoff()
+				}
 				s.cfg.Logger.Warn("entraredis: could not move the maintenance-event subscription to a fresh connection; retrying", "err", err)
-				retry = time.After(backoff(moveFailures, s.cfg.RetryMinDelay, s.cfg.RetryMaxDelay))
+				retry = time.After(s.nextDelay(moveRetry))
 				if next == nil {
 					continue
 				}
 			} else {
-				moveFailures = 0
+				moveRetry = nil
 			}
 			if next != cur {
 				cur = next
@@ -381,6 +385,7 @@ func (s *Subscriber) send(c *conn, o owed, args ...string) {
 // subscribeRetrying subscribes a fresh connection, retrying with backoff
 // until it works; nil when the subscriber is closed meanwhile.
 func (s *Subscriber) subscribeRetrying() *conn {
+	b := s.newBackoff()
 	for attempt := 1; ; attempt++ {
 		c, err := s.subscribe()
 		if err == nil {
@@ -393,7 +398,7 @@ func (s *Subscriber) subscribeRetrying() *conn {
 		select {
 		case <-s.ctx.Done():
 			return nil
-		case <-time.After(backoff(attempt, s.cfg.RetryMinDelay, s.cfg.RetryMaxDelay)):
+		case <-time.After(s.nextDelay(b)):
 		}
 	}
 }
@@ -598,13 +603,22 @@ func overlap(tail, head []string) int {
 	return 0
 }
 
-// backoff returns the delay before attempt n+1: exponential from min to
-// max, with jitter (half to full).
-func backoff(n int, lo, hi time.Duration) time.Duration {
-	d := lo
-	for i := 1; i < n && d < hi; i++ {
-		d *= 2
+// newBackoff starts a sequence of retries: exponential from RetryMinDelay
+// to RetryMaxDelay, each step with jitter, from half of it to all of it.
+// cenkalti/backoff randomises by ±RandomizationFactor around its interval:
+// ±1/3 around three quarters of the step is that range.
+func (s *Subscriber) newBackoff() *backoff.ExponentialBackOff {
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     s.cfg.RetryMinDelay * 3 / 4,
+		RandomizationFactor: 1.0 / 3,
+		Multiplier:          2,
+		MaxInterval:         s.cfg.RetryMaxDelay * 3 / 4,
 	}
-	d = min(d, hi)
-	return d/2 + rand.N(d/2+1)
+	b.Reset()
+	return b
+}
+
+// nextDelay is b's next step, at most RetryMaxDelay.
+func (s *Subscriber) nextDelay(b *backoff.ExponentialBackOff) time.Duration {
+	return min(b.NextBackOff(), s.cfg.RetryMaxDelay)
 }

@@ -323,12 +323,29 @@ func TestOverlap(t *testing.T) {
 	}
 }
 
+// TestBackoff: the retries' delays double from RetryMinDelay up to
+// RetryMaxDelay, each with jitter from half of its step to all of it, as
+// the hand-rolled backoff did; and the jitter spans that range.
 func TestBackoff(t *testing.T) {
-	for n := 1; n < 12; n++ {
-		d := backoff(n, time.Second, 30*time.Second)
-		hi := min(time.Second<<(n-1), 30*time.Second)
-		if d < hi/2 || d > hi {
-			t.Errorf("backoff(%d) = %v, want in [%v, %v]", n, d, hi/2, hi)
+	s := &Subscriber{cfg: Config{RetryMinDelay: time.Second, RetryMaxDelay: 30 * time.Second}}
+	var low, high int // delays in the lowest and the highest quarter of their range
+	for range 200 {
+		b := s.newBackoff()
+		for n := 1; n < 12; n++ {
+			d := s.nextDelay(b)
+			hi := min(time.Second<<(n-1), 30*time.Second)
+			if d < hi/2 || d > hi {
+				t.Fatalf("delay %d = %v, want in [%v, %v]", n, d, hi/2, hi)
+			}
+			switch {
+			case d < hi/2+hi/8:
+				low++
+			case d > hi-hi/8:
+				high++
+			}
 		}
+	}
+	if low < 100 || high < 100 {
+		t.Fatalf("of 2200 delays, %d in the lowest quarter of their range and %d in the highest: no jitter", low, high)
 	}
 }
