@@ -12,6 +12,7 @@ import (
 
 	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // The whole job on Azure: a credential, a host, a client. This example needs
@@ -46,7 +47,7 @@ func ExampleNewClient() {
 	rdb, err := entraredis.NewClient(ctx, srv.Credential(), &redis.Options{
 		Addr:      srv.Addr(),
 		TLSConfig: srv.TLSConfig(), // on Azure: leave nil
-	}, &entraredis.Options{Logger: quiet})
+	}, &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func ExampleClient_Status() {
 
 	ctx := context.Background()
 	rdb, err := entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig()},
-		&entraredis.Options{Logger: quiet})
+		&entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -96,16 +97,18 @@ func ExampleClient_Status() {
 // command: they may block, and share variables among themselves without locks.
 func ExampleOptions() {
 	opts := &entraredis.Options{
-		Logger: slog.Default(),
-		OnTokenRefreshed: func(e entraredis.TokenRefreshed) {
-			// e.g. a gauge of e.ExpiresOn
-		},
-		OnRefreshFailed: func(e entraredis.RefreshFailed) {
-			// Connections keep the current token until e.ExpiresOn; alert if
-			// failures go on.
-		},
-		OnReauthFailed: func(e entraredis.ReauthFailed) {
-			// The server refused a live connection's new token: e.Err explains.
+		Options: entratoken.Options{
+			Logger: slog.Default(),
+			OnTokenRefreshed: func(e entraredis.TokenRefreshed) {
+				// e.g. a gauge of e.ExpiresOn
+			},
+			OnRefreshFailed: func(e entraredis.RefreshFailed) {
+				// Connections keep the current token until e.ExpiresOn; alert if
+				// failures go on.
+			},
+			OnReauthFailed: func(e entraredis.ReauthFailed) {
+				// The server refused a live connection's new token: e.Err explains.
+			},
 		},
 	}
 	_ = opts
@@ -120,7 +123,7 @@ func ExampleNewCredentials() {
 	}
 	defer srv.Close()
 
-	creds, err := entraredis.NewCredentials(srv.Credential(), &entraredis.Options{Logger: quiet})
+	creds, err := entraredis.NewCredentials(srv.Credential(), &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 	if err != nil {
 		log.Fatal(err)
 	}

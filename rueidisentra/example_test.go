@@ -23,11 +23,11 @@ func ExampleNewClient() {
 	}
 	client, err := rueidisentra.NewClient(ctx, cred, rueidis.ClientOption{
 		InitAddress: []string{"NAME.redis.cache.windows.net:6380"}, // or NAME.REGION.redis.azure.net:10000, cluster or not
-	}, &entratoken.Options{
+	}, &rueidisentra.Options{Options: entratoken.Options{
 		OnTokenRefreshed: func(e entratoken.TokenRefreshed) { // on the client's event goroutine
 			log.Printf("token refreshed, expires %s", e.ExpiresOn.Format(time.RFC3339))
 		},
-	})
+	}})
 	if err != nil {
 		log.Fatal(err) // a wrong credential, scope or user name is explained here
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/entraredis/entraredis/entraredistest"
 	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/internal/tokensource"
 )
 
 // auth is one AUTH a simulated connection sent.
@@ -85,7 +86,7 @@ func TestPacingOverRotations(t *testing.T) {
 		reg := newConns()
 		o := entratoken.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			OnTokenRefreshed: func(e entratoken.TokenRefreshed) { reg.setNext(e.RefreshAt) }}
-		src, err := entratoken.NewSource(srv, &o)
+		src, err := tokensource.NewSource(srv, &o)
 		if err != nil {
 			t.Fatal(err)
 		}

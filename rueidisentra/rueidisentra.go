@@ -106,8 +106,11 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/redis/rueidis"
 
+	"github.com/entraredis/entraredis/azevents"
 	"github.com/entraredis/entraredis/entratoken"
 	"github.com/entraredis/entraredis/internal/azsub"
+	"github.com/entraredis/entraredis/internal/endpoint"
+	"github.com/entraredis/entraredis/internal/tokensource"
 )
 
 // Defaults applied to rueidis options left at their zero value, after
@@ -141,7 +144,7 @@ const (
 // The returned client's Close also stops the token refresher. WRONGPASS and
 // NOPERM replies come back as *entratoken.AuthError, which wraps the reply.
 // See Status for its health.
-func NewClient(ctx context.Context, cred azcore.TokenCredential, opt rueidis.ClientOption, opts *entratoken.Options) (rueidis.Client, error) {
+func NewClient(ctx context.Context, cred azcore.TokenCredential, opt rueidis.ClientOption, opts *Options) (rueidis.Client, error) {
 	if cred == nil {
 		return nil, errors.New("entraredis: rueidisentra.NewClient needs an azcore.TokenCredential, such as azidentity.NewDefaultAzureCredential's")
 	}
@@ -158,7 +161,7 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, opt rueidis.Cli
 	}
 	addrs := make([]string, len(opt.InitAddress))
 	for i, a := range opt.InitAddress {
-		hp, err := entratoken.CheckAddr(a)
+		hp, err := endpoint.CheckAddr(a)
 		if err != nil {
 			return nil, err
 		}
@@ -167,14 +170,16 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, opt rueidis.Cli
 	opt.InitAddress = addrs
 
 	var o entratoken.Options
+	var mode azevents.Mode
+	var onMaintenance func(azevents.Event)
 	if opts != nil {
-		o = *opts
+		o, mode, onMaintenance = opts.Options, opts.MaintenanceEvents, opts.OnMaintenance
 	}
 	if o.Username == "" {
 		o.Username = opt.Username
 	}
 	opt.Username = ""
-	tc, err := entratoken.TLSConfig(addrs, opt.TLSConfig, &o)
+	tc, err := endpoint.TLSConfig(addrs, opt.TLSConfig, o)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +209,7 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, opt rueidis.Cli
 			onFailed(e)
 		}
 	}
-	src, err := entratoken.NewSource(cred, &o)
+	src, err := tokensource.NewSource(cred, &o)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +237,7 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, opt rueidis.Cli
 	if opt.AlwaysRESP2 {
 		protocol = 2
 	}
-	if c.maint, err = azsub.ForSource(src, host, protocol, opt.ConnWriteTimeout, maintDial); err != nil {
+	if c.maint, err = azsub.ForSource(src, mode, onMaintenance, host, protocol, opt.ConnWriteTimeout, maintDial); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -276,19 +281,19 @@ func defaultRetryDelay(attempts int, _ rueidis.Completed, _ error) time.Duration
 // Connections (listeners of the Source) too: rueidis closes a connection whose
 // AUTH was refused without telling why, so the outcome of a refused re-AUTH
 // cannot be known on this path; such a connection leaves the counts.
-func Status(c rueidis.Client) (entratoken.Status, bool) {
+func Status(c rueidis.Client) (ClientStatus, bool) {
 	ec, ok := c.(*client)
 	if !ok {
-		return entratoken.Status{}, false
+		return ClientStatus{}, false
 	}
-	return ec.src.Status(), true
+	return ClientStatus{Status: ec.src.Status(), Maintenance: ec.maint.Status()}, true
 }
 
 // client is the rueidis.Client NewClient returns: rueidis' own, with a Close
 // that also stops the refresher, and WRONGPASS and NOPERM replies explained.
 type client struct {
 	rueidis.Client
-	src   *entratoken.Source
+	src   *tokensource.Source
 	reg   *conns
 	maint *azsub.Subscriber // the maintenance-event subscription (Options.MaintenanceEvents); nil when off
 	addrs []string
@@ -324,7 +329,7 @@ func (c *client) explain(err error) error {
 	if tok, terr := c.src.Token(); terr == nil {
 		user = tok.Username()
 	}
-	return entratoken.ExplainAuth(err, user, c.src.Scope())
+	return tokensource.ExplainAuth(err, user, c.src.Scope())
 }
 
 // explainResult replaces *r with its error explained when err (r's error)
