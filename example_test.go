@@ -59,10 +59,10 @@ func ExampleNewClient() {
 	// Output: value1
 }
 
-// Tokens of two seconds: the client keeps working across several rotations,
+// Tokens of 600 ms: the client keeps working across several rotations,
 // and Status says what happened.
 func ExampleClient_Status() {
-	srv, err := entraredistest.Start(entraredistest.Options{TokenLifetime: 2 * time.Second})
+	srv, err := entraredistest.Start(entraredistest.Options{TokenLifetime: 600 * time.Millisecond})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func ExampleClient_Status() {
 	defer rdb.Close()
 
 	failed := 0
-	for i := 0; i < 175; i++ { // 3.5 s: nearly two token lifetimes
+	for i := 0; i < 45; i++ { // 0.9 s: one and a half token lifetimes
 		if rdb.Incr(ctx, "counter").Err() != nil {
 			failed++
 		}
