@@ -1,22 +1,3 @@
-// Package entraredis connects go-redis clients to Azure Cache for Redis and
-// Azure Managed Redis with Microsoft Entra ID instead of access keys.
-//
-// The password of an Entra-authenticated connection is an access token that
-// expires after an hour or a day. NewClient and NewClusterClient return
-// go-redis clients whose user name is the token's object ID, whose password is
-// the token, and whose live connections move to each new token before the old
-// one expires, without errors, without reconnecting, and with one token request
-// per rotation whatever the number of connections:
-//
-//	cred, err := azidentity.NewDefaultAzureCredential(nil)
-//	...
-//	rdb, err := entraredis.NewClient(ctx, cred, &redis.Options{Addr: "example.redis.cache.windows.net:6380"}, nil)
-//	...
-//	defer rdb.Close()
-//	err = rdb.Set(ctx, "key", "value", 0).Err()
-//
-// The clients embed *redis.Client and *redis.ClusterClient: hooks,
-// OpenTelemetry instrumentation, pipelines and every command work as usual.
 package entraredis
 
 import (
