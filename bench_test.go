@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9/auth"
 
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 var benchQuiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -36,7 +37,7 @@ func benchCredentials(b *testing.B) (*Credentials, *entraredistest.Credential) {
 		b.Fatal(err)
 	}
 	cred := is.NewCredential(entraredistest.CredentialOptions{})
-	c, err := NewCredentials(cred, &Options{Logger: benchQuiet})
+	c, err := NewCredentials(cred, &Options{Options: entratoken.Options{Logger: benchQuiet}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 			return c, func() { c.Close() }, nil
 		}},
 		{"entraredis", func(pool int) (redis.Cmdable, func(), error) {
-			c, err := NewClient(ctx, cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), PoolSize: pool}, &Options{Logger: benchQuiet})
+			c, err := NewClient(ctx, cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), PoolSize: pool}, &Options{Options: entratoken.Options{Logger: benchQuiet}})
 			if err != nil {
 				return nil, nil, err
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // TestNewClientDoesNotWaitForCallbacks: the first token's OnTokenRefreshed
@@ -22,14 +23,18 @@ func TestNewClientDoesNotWaitForCallbacks(t *testing.T) {
 	srv := entraredistest.NewServer(t, entraredistest.Options{})
 	returned := make(chan struct{})
 	var callbackRan, sawReturn atomic.Bool
-	o := entraredis.Options{OnTokenRefreshed: func(entraredis.TokenRefreshed) {
-		select {
-		case <-returned:
-			sawReturn.Store(true)
-		case <-time.After(10 * time.Second): // NewClient is waiting for this callback
-		}
-		callbackRan.Store(true)
-	}}
+	o := entraredis.Options{
+		Options: entratoken.Options{
+			OnTokenRefreshed: func(entraredis.TokenRefreshed) {
+				select {
+				case <-returned:
+					sawReturn.Store(true)
+				case <-time.After(10 * time.Second): // NewClient is waiting for this callback
+				}
+				callbackRan.Store(true)
+			},
+		},
+	}
 	rdb := newClient(t, srv, srv.Credential(), 3, o)
 	close(returned)
 	if err := rdb.Ping(t.Context()).Err(); err != nil {
@@ -81,11 +86,13 @@ func TestCallbacksWithoutLocks(t *testing.T) {
 			stranger: srv.Issuer().NewCredential(entraredistest.CredentialOptions{Lifetime: 2 * time.Second}),
 		}
 		rdb, err := entraredis.NewClient(t.Context(), cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig()}, &entraredis.Options{
-			Logger:           quiet,
-			RetryMaxDelay:    200 * time.Millisecond,
-			OnTokenRefreshed: func(e entraredis.TokenRefreshed) { m.refreshes++; m.expiresOn = e.ExpiresOn; m.lastErr = nil },
-			OnRefreshFailed:  func(e entraredis.RefreshFailed) { m.failures++; m.lastErr = e.Err },
-			OnReauthFailed:   func(e entraredis.ReauthFailed) { m.refusals++; m.lastErr = e.Err },
+			Options: entratoken.Options{
+				Logger:           quiet,
+				RetryMaxDelay:    200 * time.Millisecond,
+				OnTokenRefreshed: func(e entraredis.TokenRefreshed) { m.refreshes++; m.expiresOn = e.ExpiresOn; m.lastErr = nil },
+				OnRefreshFailed:  func(e entraredis.RefreshFailed) { m.failures++; m.lastErr = e.Err },
+				OnReauthFailed:   func(e entraredis.ReauthFailed) { m.refusals++; m.lastErr = e.Err },
+			},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -124,11 +131,11 @@ func TestCallbacksWithoutLocks(t *testing.T) {
 	t.Logf("%d clients: %d refused AUTHs reported", clients, refusedTotal)
 }
 
-// TestAddressesAreChecked: addresses go through entratoken.CheckAddr.
+// TestAddressesAreChecked: addresses go through endpoint.CheckAddr.
 func TestAddressesAreChecked(t *testing.T) {
 	srv := entraredistest.NewServer(t, entraredistest.Options{})
 	ctx := t.Context()
-	rdb, err := entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: "rediss://" + srv.Addr(), TLSConfig: srv.TLSConfig()}, &entraredis.Options{Logger: quiet})
+	rdb, err := entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: "rediss://" + srv.Addr(), TLSConfig: srv.TLSConfig()}, &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,16 +151,16 @@ func TestAddressesAreChecked(t *testing.T) {
 		"rediss://NAME.westeurope.redis.azure.net/":    "no port",
 		"NAME.redis.cache.windows.net:not-a-port-6380": "port",
 	} {
-		_, err := entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: addr}, &entraredis.Options{Logger: quiet})
+		_, err := entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: addr}, &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "secret-key") {
 			t.Errorf("NewClient with Addr %q: %v, want an error mentioning %q", addr, err, want)
 		}
 	}
 	addrs := []string{"rediss://" + srv.Addr()}
-	if _, err := entraredis.NewClusterClient(ctx, srv.Credential(), &redis.ClusterOptions{Addrs: []string{srv.Addr(), "redis://localhost:7000"}}, &entraredis.Options{Logger: quiet}); err == nil || !strings.Contains(err.Error(), "TLS") {
+	if _, err := entraredis.NewClusterClient(ctx, srv.Credential(), &redis.ClusterOptions{Addrs: []string{srv.Addr(), "redis://localhost:7000"}}, &entraredis.Options{Options: entratoken.Options{Logger: quiet}}); err == nil || !strings.Contains(err.Error(), "TLS") {
 		t.Errorf("a redis:// seed: %v", err)
 	}
-	crdb, err := entraredis.NewClusterClient(ctx, srv.Credential(), &redis.ClusterOptions{Addrs: addrs, TLSConfig: srv.TLSConfig()}, &entraredis.Options{Logger: quiet})
+	crdb, err := entraredis.NewClusterClient(ctx, srv.Credential(), &redis.ClusterOptions{Addrs: addrs, TLSConfig: srv.TLSConfig()}, &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/redis/go-redis/v9/auth"
 
-	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/internal/tokensource"
 )
 
 // Credentials turns an azcore.TokenCredential into a go-redis
@@ -29,8 +29,8 @@ import (
 // It is safe for concurrent use. Printing it, and every error it returns,
 // leave the token out.
 type Credentials struct {
-	src  *entratoken.Source // the token, its refresher, its events; never changes
-	live *liveCredentials   // what go-redis is given: always the token in use
+	src  *tokensource.Source // the token, its refresher, its events; never changes
+	live *liveCredentials    // what go-redis is given: always the token in use
 }
 
 var _ auth.StreamingCredentialsProvider = (*Credentials)(nil)
@@ -44,7 +44,7 @@ var _ auth.StreamingCredentialsProvider = (*Credentials)(nil)
 // first connection) waits for it, at most Options.AttemptTimeout. Use
 // WaitReady to wait for it and see its error up front.
 func NewCredentials(cred azcore.TokenCredential, opts *Options) (*Credentials, error) {
-	src, err := entratoken.NewSource(cred, opts)
+	src, err := tokensource.NewSource(cred, opts.tokenOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func (c *Credentials) Subscribe(listener auth.CredentialsListener) (auth.Credent
 }
 
 // Status returns a snapshot of the token and the refresher.
-func (c *Credentials) Status() Status { return c.src.Status() }
+func (c *Credentials) Status() Status { return Status{Status: c.src.Status()} }
 
 // Close stops the refresher and forgets every listener. It is idempotent and
 // returns nil; it may be called from a callback. Connections keep working
@@ -96,7 +96,7 @@ func (c *Credentials) username() string {
 }
 
 // redisListener adapts a go-redis connection's listener to an
-// entratoken.Listener: each new token marks the connection, which then
+// tokensource.Listener: each new token marks the connection, which then
 // re-authenticates with the live credentials. It is comparable when the
 // go-redis listener is, so that one connection is subscribed once.
 type redisListener struct {
@@ -106,14 +106,14 @@ type redisListener struct {
 
 // OnToken runs on the Source's hand-out goroutine; go-redis' OnNext only
 // marks the connection.
-func (r redisListener) OnToken(entratoken.Token) { r.l.OnNext(r.live) }
+func (r redisListener) OnToken(tokensource.Token) { r.l.OnNext(r.live) }
 
 // liveCredentials is the auth.Credentials handed to go-redis, by Subscribe and
 // with every rotation. It reads the token in use when go-redis asks for it, not
 // when it was handed over: go-redis re-authenticates a connection later, when
 // the connection is idle, and after two quick rotations it may run two AUTHs
 // for one connection in any order; each sends the newest token.
-type liveCredentials struct{ src *entratoken.Source }
+type liveCredentials struct{ src *tokensource.Source }
 
 // BasicAuth returns the user name and the token in use ("", "" when no
 // usable token is held: the server refuses it, as it would an expired one).

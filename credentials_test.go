@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9/auth"
 
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // listener is a go-redis CredentialsListener that records what it is given.
@@ -31,7 +32,7 @@ type funcListener struct{ f func() }
 func (funcListener) OnNext(auth.Credentials) {}
 func (funcListener) OnError(error)           {}
 
-// TestCredentialsAdapter: the go-redis provider on top of entratoken.Source
+// TestCredentialsAdapter: the go-redis provider on top of tokensource.Source
 // subscribes each listener once, hands it the live credentials at each
 // rotation, refuses listeners it cannot hold, and never prints the token.
 func TestCredentialsAdapter(t *testing.T) {
@@ -41,7 +42,7 @@ func TestCredentialsAdapter(t *testing.T) {
 			t.Fatal(err)
 		}
 		cred := is.NewCredential(entraredistest.CredentialOptions{Lifetime: time.Hour})
-		c, err := NewCredentials(cred, &Options{Logger: benchQuiet, RefreshJitter: -1, ReauthSpread: -1})
+		c, err := NewCredentials(cred, &Options{Options: entratoken.Options{Logger: benchQuiet, RefreshJitter: -1, ReauthSpread: -1}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,13 +108,17 @@ func TestCloseFromACallbackWhileClosing(t *testing.T) {
 		var o atomic.Pointer[owner]
 		inCallback := make(chan struct{})
 		var returned atomic.Bool
-		c, err := NewCredentials(is.NewCredential(entraredistest.CredentialOptions{}), &Options{Logger: benchQuiet,
-			OnTokenRefreshed: func(TokenRefreshed) {
-				close(inCallback)
-				time.Sleep(time.Second) // the first Close is waiting for this callback by now
-				o.Load().closeAll()
-				returned.Store(true)
-			}})
+		c, err := NewCredentials(is.NewCredential(entraredistest.CredentialOptions{}), &Options{
+			Options: entratoken.Options{
+				Logger: benchQuiet,
+				OnTokenRefreshed: func(TokenRefreshed) {
+					close(inCallback)
+					time.Sleep(time.Second) // the first Close is waiting for this callback by now
+					o.Load().closeAll()
+					returned.Store(true)
+				},
+			},
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -58,7 +58,8 @@ func hasPrefix(s string, prefixes []string) bool {
 
 // TestNoClientDependencies: the root package compiles go-redis and not
 // rueidis, OpenTelemetry or the test kit; entratoken (the token core)
-// compiles no Redis client at all; and the root module's own module graph,
+// compiles no Redis client and no feature of a client layer (maintenance
+// events); and the root module's own module graph,
 // read without the workspace as a user's go command reads it, lists none
 // of the integrations' or the test kit's modules.
 func TestNoClientDependencies(t *testing.T) {
@@ -69,7 +70,7 @@ func TestNoClientDependencies(t *testing.T) {
 		needed    string
 	}{
 		{"github.com/entraredis/entraredis", append([]string{"github.com/entraredis/entraredis/entraredistest"}, forbiddenModules...), "github.com/redis/go-redis/v9"},
-		{"github.com/entraredis/entraredis/entratoken", append([]string{"github.com/redis/"}, forbiddenModules...), "github.com/Azure/azure-sdk-for-go/sdk/azcore"},
+		{"github.com/entraredis/entraredis/entratoken", append([]string{"github.com/redis/", "github.com/entraredis/entraredis/azevents"}, forbiddenModules...), "github.com/entraredis/entraredis/internal/claims"},
 	} {
 		deps := strings.Fields(goCmd(t, root, nil, "list", "-deps", "-f", "{{.ImportPath}}", tc.pkg))
 		found := false

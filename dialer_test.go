@@ -13,6 +13,7 @@ import (
 
 	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // recordingConn keeps every byte written through it.
@@ -102,7 +103,7 @@ func TestPlaintextDialerRefused(t *testing.T) {
 			mu.Unlock()
 			return recordingConn{c, &mu, &written}, nil
 		},
-	}, &entraredis.Options{Logger: quiet})
+	}, &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func TestMaintNotificationsMode(t *testing.T) {
 		{"example.westus.redis.azure.net:10000", nil, maintnotifications.ModeAuto},
 		{srv.Addr(), &maintnotifications.Config{Mode: maintnotifications.ModeEnabled}, maintnotifications.ModeEnabled},
 	} {
-		rdb, err := entraredis.NewClient(t.Context(), srv.Credential(), &redis.Options{Addr: c.addr, MaintNotificationsConfig: c.set}, &entraredis.Options{Logger: quiet})
+		rdb, err := entraredis.NewClient(t.Context(), srv.Credential(), &redis.Options{Addr: c.addr, MaintNotificationsConfig: c.set}, &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,22 +1,3 @@
-// Package entraredis connects go-redis clients to Azure Cache for Redis and
-// Azure Managed Redis with Microsoft Entra ID instead of access keys.
-//
-// The password of an Entra-authenticated connection is an access token that
-// expires after an hour or a day. NewClient and NewClusterClient return
-// go-redis clients whose user name is the token's object ID, whose password is
-// the token, and whose live connections move to each new token before the old
-// one expires, without errors, without reconnecting, and with one token request
-// per rotation whatever the number of connections:
-//
-//	cred, err := azidentity.NewDefaultAzureCredential(nil)
-//	...
-//	rdb, err := entraredis.NewClient(ctx, cred, &redis.Options{Addr: "example.redis.cache.windows.net:6380"}, nil)
-//	...
-//	defer rdb.Close()
-//	err = rdb.Set(ctx, "key", "value", 0).Err()
-//
-// The clients embed *redis.Client and *redis.ClusterClient: hooks,
-// OpenTelemetry instrumentation, pipelines and every command work as usual.
 package entraredis
 
 import (
@@ -34,8 +15,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
-	"github.com/entraredis/entraredis/entratoken"
 	"github.com/entraredis/entraredis/internal/azsub"
+	"github.com/entraredis/entraredis/internal/endpoint"
+	"github.com/entraredis/entraredis/internal/tokensource"
 )
 
 // Defaults applied to go-redis options left at their zero value, after
@@ -56,7 +38,6 @@ const (
 // own Close also stops the token refresher).
 type Client struct {
 	*redis.Client
-	maint *azsub.Subscriber // the maintenance-event subscription; nil when off
 	owner
 }
 
@@ -75,6 +56,7 @@ type ClusterClient struct {
 // status, and a Close that also stops the refresher.
 type owner struct {
 	creds *Credentials
+	maint *azsub.Subscriber // the maintenance-event subscription of a Client; nil when off
 
 	mu   sync.Mutex    // guards the fields below
 	done chan struct{} // made by the first Close, closed when it has finished
@@ -82,7 +64,9 @@ type owner struct {
 }
 
 // Status returns a snapshot of the token and its refresher, for health checks.
-func (o *owner) Status() Status { return o.creds.Status() }
+func (o *owner) Status() Status {
+	return Status{Status: o.creds.src.Status(), Maintenance: o.maint.Status()}
+}
 
 // closeAll closes the pools, then the credentials, once. A later call returns
 // the first call's result, or nil while the first call is still running: it
@@ -169,7 +153,7 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Op
 	o.Dialer = h.dialer(o.Dialer, o.DialTimeout, o.TLSConfig)
 	c := &Client{Client: redis.NewClient(&o), owner: owner{creds: creds}}
 	c.Client.AddHook(h)
-	if c.maint, err = startMaintenance(creds.src, &o, ropts); err != nil {
+	if c.maint, err = startMaintenance(creds.src, opts, &o, ropts); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -254,14 +238,14 @@ func prepare(ctx context.Context, cred azcore.TokenCredential, opts *Options, f 
 		return nil, errors.New("entraredis: leave Password and the credentials providers of the redis options empty: the password is the Microsoft Entra token, which entraredis supplies and rotates")
 	}
 	for i, a := range f.addrs {
-		hostport, err := entratoken.CheckAddr(a)
+		hostport, err := endpoint.CheckAddr(a)
 		if err != nil {
 			return nil, err
 		}
 		f.addrs[i] = hostport
 	}
 	set := withUsername(opts, *f.username)
-	tlsConf, err := entratoken.TLSConfig(f.addrs, *f.tls, set)
+	tlsConf, err := endpoint.TLSConfig(f.addrs, *f.tls, set.Options)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +286,7 @@ func prepare(ctx context.Context, cred azcore.TokenCredential, opts *Options, f 
 func maintNotificationsMayWork(addrs []string) bool {
 	for _, a := range addrs {
 		host, _, err := net.SplitHostPort(a)
-		if err != nil || !entratoken.AzureCacheHost(host) && !entratoken.IsLoopback(host) {
+		if err != nil || !MaintenanceAuto.Enabled(host) && !endpoint.IsLoopback(host) { // MaintenanceAuto is on for Azure Cache for Redis hosts only
 			return true
 		}
 	}
@@ -459,5 +443,5 @@ func (h *hook) explain(cmd redis.Cmder, err error) error {
 }
 
 func (h *hook) explainErr(err error) error {
-	return entratoken.ExplainAuth(asReply(err), h.creds.username(), h.creds.src.Scope())
+	return tokensource.ExplainAuth(asReply(err), h.creds.username(), h.creds.src.Scope())
 }

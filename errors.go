@@ -1,6 +1,9 @@
 package entraredis
 
-import "github.com/entraredis/entraredis/entratoken"
+import (
+	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/internal/endpoint"
+)
 
 // Sentinel errors. Every error the package returns wraps the relevant one, so
 // callers test them with errors.Is.
@@ -20,7 +23,7 @@ var (
 	ErrClosed = entratoken.ErrClosed
 	// ErrPlaintextRemote means Options.Plaintext was set for a host that is not
 	// loopback without Options.AllowPlaintextRemote.
-	ErrPlaintextRemote = entratoken.ErrPlaintextRemote
+	ErrPlaintextRemote = endpoint.ErrPlaintextRemote
 )
 
 // TokenError reports a failure to get a token from the credential: a short

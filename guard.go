@@ -9,8 +9,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/entraredis/entraredis/entratoken"
 	"github.com/entraredis/entraredis/internal/resp"
+	"github.com/entraredis/entraredis/internal/tokensource"
 )
 
 // Hook returns the go-redis hook that a client you build yourself with these
@@ -61,9 +61,9 @@ func (h *hook) reportHello(cmd redis.Cmder, err error) {
 	}
 }
 
-// authErr explains a WRONGPASS or NOPERM reply (see entratoken.ExplainAuth).
+// authErr explains a WRONGPASS or NOPERM reply (see tokensource.ExplainAuth).
 func (h *hook) authErr(err error) error {
-	return entratoken.ExplainAuth(err, h.creds.username(), h.creds.src.Scope())
+	return tokensource.ExplainAuth(err, h.creds.username(), h.creds.src.Scope())
 }
 
 // dialRetryBackoff is the go-redis DialerRetryBackoff of Client and
@@ -97,7 +97,7 @@ func (replyError) RedisError() {}
 
 // ownClientConn is the dial hook's end on a client built with
 // Credentials.Hook, where go-redis authenticates connections itself: the
-// probe that tries a refused token again (see entratoken.Source.ProbeDial)
+// probe that tries a refused token again (see tokensource.Source.ProbeDial)
 // is authenticated here first (probeAuth), because go-redis' pool also dials
 // connections that it closes unused (to learn that dialing works again after
 // repeated dial errors), which would never tell whether the token is

@@ -26,7 +26,7 @@ func readyCredentials(t *testing.T) *Credentials {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewCredentials(is.NewCredential(entraredistest.CredentialOptions{}), &Options{Logger: benchQuiet})
+	c, err := NewCredentials(is.NewCredential(entraredistest.CredentialOptions{}), &Options{Options: entratoken.Options{Logger: benchQuiet}})
 	if err != nil {
 		t.Fatal(err)
 	}

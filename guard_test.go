@@ -57,7 +57,7 @@ func TestRefusedTokenDoesNotDial(t *testing.T) {
 		srv := entraredistest.NewServer(t, entraredistest.Options{})
 		stranger := srv.Issuer().NewCredential(entraredistest.CredentialOptions{})
 		const retryMax = 2 * time.Second
-		rdb := newClient(t, srv, stranger, protocol, entraredis.Options{RetryMaxDelay: retryMax})
+		rdb := newClient(t, srv, stranger, protocol, entraredis.Options{Options: entratoken.Options{RetryMaxDelay: retryMax}})
 		dials := &dialCounter{}
 		rdb.AddHook(dials)
 		before := srv.Stats()
@@ -117,7 +117,7 @@ func TestRefusedTokenClusterClient(t *testing.T) {
 	cl := entraredistest.NewCluster(t, entraredistest.ClusterOptions{})
 	stranger := cl.Issuer().NewCredential(entraredistest.CredentialOptions{})
 	rdb, err := entraredis.NewClusterClient(t.Context(), stranger, &redis.ClusterOptions{Addrs: cl.Addrs(), TLSConfig: cl.TLSConfig()},
-		&entraredis.Options{Logger: quiet, RetryMaxDelay: 2 * time.Second})
+		&entraredis.Options{Options: entratoken.Options{Logger: quiet, RetryMaxDelay: 2 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestOwnClientOutagePastExpiry(t *testing.T) {
 		name := map[bool]string{true: "hook", false: "no hook"}[withHook]
 		t.Run(name, func(t *testing.T) {
 			srv := entraredistest.NewServer(t, entraredistest.Options{TokenLifetime: 3 * time.Second})
-			creds, err := entraredis.NewCredentials(srv.Credential(), &entraredis.Options{Logger: quiet, RetryMaxDelay: 300 * time.Millisecond})
+			creds, err := entraredis.NewCredentials(srv.Credential(), &entraredis.Options{Options: entratoken.Options{Logger: quiet, RetryMaxDelay: 300 * time.Millisecond}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -244,7 +244,7 @@ func TestOwnClientOutagePastExpiry(t *testing.T) {
 func TestOwnClientRefusedToken(t *testing.T) {
 	srv := entraredistest.NewServer(t, entraredistest.Options{})
 	stranger := srv.Issuer().NewCredential(entraredistest.CredentialOptions{})
-	creds, err := entraredis.NewCredentials(stranger, &entraredis.Options{Logger: quiet, RetryMaxDelay: time.Second})
+	creds, err := entraredis.NewCredentials(stranger, &entraredis.Options{Options: entratoken.Options{Logger: quiet, RetryMaxDelay: time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

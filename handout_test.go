@@ -21,6 +21,7 @@ import (
 
 	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // The environment of a child process of TestHandedOutClients.
@@ -86,11 +87,11 @@ type handoutEnv struct {
 }
 
 func (e *handoutEnv) client(ctx context.Context) (*entraredis.Client, error) {
-	return entraredis.NewClient(ctx, e.cred, &redis.Options{Addr: e.addrs[0], TLSConfig: e.tls.Clone()}, &entraredis.Options{Logger: quiet})
+	return entraredis.NewClient(ctx, e.cred, &redis.Options{Addr: e.addrs[0], TLSConfig: e.tls.Clone()}, &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 }
 
 func (e *handoutEnv) cluster(ctx context.Context) (*entraredis.ClusterClient, error) {
-	return entraredis.NewClusterClient(ctx, e.cred, &redis.ClusterOptions{Addrs: e.addrs, TLSConfig: e.tls.Clone()}, &entraredis.Options{Logger: quiet})
+	return entraredis.NewClusterClient(ctx, e.cred, &redis.ClusterOptions{Addrs: e.addrs, TLSConfig: e.tls.Clone()}, &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 }
 
 // handoutCase is one way to get a client or connection from Client or

@@ -14,6 +14,7 @@ import (
 
 	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // panickingCred is a credential with a bug.
@@ -30,7 +31,7 @@ func (panickingCred) GetToken(context.Context, policy.TokenRequestOptions) (azco
 func TestMisuseIsExplained(t *testing.T) {
 	srv := entraredistest.NewServer(t, entraredistest.Options{})
 	cred := srv.Credential()
-	o := &entraredis.Options{Logger: quiet}
+	o := &entraredis.Options{Options: entratoken.Options{Logger: quiet}}
 	provider := func() (string, string) { return "u", "p" }
 	for _, tc := range []struct {
 		name string
@@ -102,7 +103,7 @@ func TestMisuseIsExplained(t *testing.T) {
 func TestCloseConcurrentlyAndFromACallback(t *testing.T) {
 	srv := entraredistest.NewServer(t, entraredistest.Options{TokenLifetime: 2 * time.Second})
 	ctx := t.Context()
-	rdb, err := entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig()}, &entraredis.Options{Logger: quiet})
+	rdb, err := entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig()}, &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,18 +123,22 @@ func TestCloseConcurrentlyAndFromACallback(t *testing.T) {
 	var mu sync.Mutex
 	var self *entraredis.ClusterClient
 	closed := make(chan error, 1)
-	crdb, err := entraredis.NewClusterClient(ctx, srv.Credential(), &redis.ClusterOptions{Addrs: []string{srv.Addr()}, TLSConfig: srv.TLSConfig()}, &entraredis.Options{Logger: quiet,
-		OnTokenRefreshed: func(entraredis.TokenRefreshed) {
-			mu.Lock()
-			c := self
-			mu.Unlock()
-			if c != nil {
-				select {
-				case closed <- c.Close():
-				default:
+	crdb, err := entraredis.NewClusterClient(ctx, srv.Credential(), &redis.ClusterOptions{Addrs: []string{srv.Addr()}, TLSConfig: srv.TLSConfig()}, &entraredis.Options{
+		Options: entratoken.Options{
+			Logger: quiet,
+			OnTokenRefreshed: func(entraredis.TokenRefreshed) {
+				mu.Lock()
+				c := self
+				mu.Unlock()
+				if c != nil {
+					select {
+					case closed <- c.Close():
+					default:
+					}
 				}
-			}
-		}})
+			},
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/entraredis/entraredis/entratoken"
 	"github.com/entraredis/entraredis/internal/reauth"
+	"github.com/entraredis/entraredis/internal/tokensource"
 )
 
 // conns is the set of live connections of one client (every pool, every
@@ -20,15 +21,15 @@ import (
 // Options.ReauthSpread; refused re-AUTHs are reported to the Source, and
 // the connections' states feed Status.Conns.
 type conns struct {
-	src   *entratoken.Source
+	src   *tokensource.Source
 	watch reauth.WriteWatch // the connections' blocked writes
 
 	mu  sync.Mutex // guards set
-	set map[*reauth.Conn[entratoken.Token]]struct{}
+	set map[*reauth.Conn[tokensource.Token]]struct{}
 }
 
-func newConns(src *entratoken.Source) *conns {
-	c := &conns{src: src, set: make(map[*reauth.Conn[entratoken.Token]]struct{})}
+func newConns(src *tokensource.Source) *conns {
+	c := &conns{src: src, set: make(map[*reauth.Conn[tokensource.Token]]struct{})}
 	src.SetConnStats(c.stats)
 	return c
 }
@@ -36,12 +37,12 @@ func newConns(src *entratoken.Source) *conns {
 // wrap makes nc re-authenticate itself. It fails, closing nc, when no usable
 // token exists. The outcome of its first AUTH goes to Source.ReportDialAuth;
 // probe says that the Source let this dial through to try a refused token
-// again (see entratoken.Source.ProbeDial).
+// again (see tokensource.Source.ProbeDial).
 func (l *conns) wrap(nc net.Conn, probe bool) (net.Conn, error) {
-	var c *reauth.Conn[entratoken.Token]
+	var c *reauth.Conn[tokensource.Token]
 	var detach func()
 	var authed atomic.Bool // the first AUTH's reply was read
-	c, err := reauth.New[entratoken.Token](nc, l.src, reauth.Config{
+	c, err := reauth.New[tokensource.Token](nc, l.src, reauth.Config{
 		Logger: l.src.Logger(),
 		Watch:  &l.watch,
 		OnAuth: func(r reauth.Result) {
@@ -128,7 +129,7 @@ func asReply(err error) error {
 }
 
 // explainRefused explains a refused re-AUTH (nil stays nil).
-func explainRefused(err error, src *entratoken.Source) error {
+func explainRefused(err error, src *tokensource.Source) error {
 	if err == nil {
 		return nil
 	}
@@ -137,5 +138,5 @@ func explainRefused(err error, src *entratoken.Source) error {
 	if errors.As(err, &ref) {
 		user = ref.Username
 	}
-	return entratoken.ExplainAuth(asReply(err), user, src.Scope())
+	return tokensource.ExplainAuth(asReply(err), user, src.Scope())
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // poolClient is newClient with a pool size.
@@ -23,7 +24,7 @@ func poolClient(t *testing.T, srv *entraredistest.Server, protocol, pool int) *e
 	t.Helper()
 	rdb, err := entraredis.NewClient(t.Context(), srv.Credential(), &redis.Options{
 		Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: protocol, PoolSize: pool,
-	}, &entraredis.Options{Logger: quiet})
+	}, &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestInPlaceZeroCountsCluster(t *testing.T) {
 		before := cl.Stats()
 		rdb, err := entraredis.NewClusterClient(t.Context(), cl.Credential(), &redis.ClusterOptions{
 			Addrs: cl.Addrs(), TLSConfig: cl.TLSConfig(), Protocol: protocol, PoolSize: 10,
-		}, &entraredis.Options{Logger: quiet})
+		}, &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,7 +286,7 @@ func TestHandedOnClientsDoNotPanic(t *testing.T) {
 		exercise(t, ctx, name, c)
 	}
 	cl := entraredistest.NewCluster(t, entraredistest.ClusterOptions{})
-	crdb, err := entraredis.NewClusterClient(ctx, cl.Credential(), &redis.ClusterOptions{Addrs: cl.Addrs(), TLSConfig: cl.TLSConfig()}, &entraredis.Options{Logger: quiet})
+	crdb, err := entraredis.NewClusterClient(ctx, cl.Credential(), &redis.ClusterOptions{Addrs: cl.Addrs(), TLSConfig: cl.TLSConfig()}, &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +328,7 @@ func TestBlockPastTokenLifetimeIsExplained(t *testing.T) {
 	srv := entraredistest.NewServer(t, entraredistest.Options{TokenLifetime: 3 * time.Second})
 	rdb, err := entraredis.NewClient(t.Context(), srv.Credential(), &redis.Options{
 		Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), ReadTimeout: 10 * time.Second, MaxRetries: -1,
-	}, &entraredis.Options{Logger: quiet})
+	}, &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,8 +369,10 @@ func TestRefusedReauthIsReported(t *testing.T) {
 	var mu sync.Mutex
 	var failed []error
 	rdb, err := entraredis.NewClient(t.Context(), cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), PoolSize: 2}, &entraredis.Options{
-		Logger:         quiet,
-		OnReauthFailed: func(e entraredis.ReauthFailed) { mu.Lock(); failed = append(failed, e.Err); mu.Unlock() },
+		Options: entratoken.Options{
+			Logger:         quiet,
+			OnReauthFailed: func(e entraredis.ReauthFailed) { mu.Lock(); failed = append(failed, e.Err); mu.Unlock() },
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -167,8 +168,10 @@ func TestOutageShorterThanTokenLife(t *testing.T) {
 		cred := srv.Credential()
 		var failures atomic.Int64
 		rdb := newClient(t, srv, cred, protocol, entraredis.Options{
-			RefreshBefore:   6 * time.Second, // capped at 4 s: half the life
-			OnRefreshFailed: func(entraredis.RefreshFailed) { failures.Add(1) },
+			Options: entratoken.Options{
+				RefreshBefore:   6 * time.Second, // capped at 4 s: half the life
+				OnRefreshFailed: func(entraredis.RefreshFailed) { failures.Add(1) },
+			},
 		})
 		// The refresh margin is 4 s (half the life): fail for 5.5 s from now,
 		// longer than the margin, and so through the first refresh, but less
@@ -199,7 +202,7 @@ func TestOutagePastExpiry(t *testing.T) {
 	forEachProtocol(t, func(t *testing.T, protocol int) {
 		srv := entraredistest.NewServer(t, entraredistest.Options{TokenLifetime: 3 * time.Second})
 		cred := srv.Credential()
-		rdb := newClient(t, srv, cred, protocol, entraredis.Options{RetryMaxDelay: 300 * time.Millisecond})
+		rdb := newClient(t, srv, cred, protocol, entraredis.Options{Options: entratoken.Options{RetryMaxDelay: 300 * time.Millisecond}})
 		ctx := t.Context()
 		if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
 			t.Fatal(err)
@@ -386,7 +389,7 @@ func TestPubSubSurvivesRotation(t *testing.T) {
 
 func TestPlaintextRefusedForRemoteHosts(t *testing.T) {
 	srv := entraredistest.NewServer(t, entraredistest.Options{})
-	_, err := entraredis.NewClient(t.Context(), srv.Credential(), &redis.Options{Addr: "example.redis.cache.windows.net:6379"}, &entraredis.Options{Plaintext: true})
+	_, err := entraredis.NewClient(t.Context(), srv.Credential(), &redis.Options{Addr: "example.redis.cache.windows.net:6379"}, &entraredis.Options{Options: entratoken.Options{Plaintext: true}})
 	if !errors.Is(err, entraredis.ErrPlaintextRemote) {
 		t.Fatalf("plaintext to a remote host: %v, want ErrPlaintextRemote", err)
 	}
@@ -395,7 +398,7 @@ func TestPlaintextRefusedForRemoteHosts(t *testing.T) {
 		t.Fatalf("a password with Entra: %v", err)
 	}
 	plain := entraredistest.NewServer(t, entraredistest.Options{Plaintext: true})
-	rdb, err := entraredis.NewClient(t.Context(), plain.Credential(), &redis.Options{Addr: plain.Addr()}, &entraredis.Options{Plaintext: true, Logger: quiet})
+	rdb, err := entraredis.NewClient(t.Context(), plain.Credential(), &redis.Options{Addr: plain.Addr()}, &entraredis.Options{Options: entratoken.Options{Plaintext: true, Logger: quiet}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +407,7 @@ func TestPlaintextRefusedForRemoteHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	// TLS on by default: the same client options without Plaintext fail the handshake.
-	tlsOnly, err := entraredis.NewClient(t.Context(), plain.Credential(), &redis.Options{Addr: plain.Addr(), MaxRetries: -1}, &entraredis.Options{Logger: quiet})
+	tlsOnly, err := entraredis.NewClient(t.Context(), plain.Credential(), &redis.Options{Addr: plain.Addr(), MaxRetries: -1}, &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +429,7 @@ func TestClusterClient(t *testing.T) {
 	rdb, err := entraredis.NewClusterClient(t.Context(), cl.Credential(), &redis.ClusterOptions{
 		Addrs:     cl.Addrs(),
 		TLSConfig: tc,
-	}, &entraredis.Options{Logger: quiet, OnReauthFailed: func(entraredis.ReauthFailed) { reauthFailures.Add(1) }})
+	}, &entraredis.Options{Options: entratoken.Options{Logger: quiet, OnReauthFailed: func(entraredis.ReauthFailed) { reauthFailures.Add(1) }}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -554,7 +557,7 @@ func TestClusterPlaintextChecksEveryAddress(t *testing.T) {
 	srv := entraredistest.NewServer(t, entraredistest.Options{Plaintext: true})
 	_, err := entraredis.NewClusterClient(t.Context(), srv.Credential(), &redis.ClusterOptions{
 		Addrs: []string{"localhost:7000", "cache.example.com:6379"},
-	}, &entraredis.Options{Plaintext: true, Logger: quiet})
+	}, &entraredis.Options{Options: entratoken.Options{Plaintext: true, Logger: quiet}})
 	if !errors.Is(err, entraredis.ErrPlaintextRemote) || !strings.Contains(err.Error(), "cache.example.com") {
 		t.Fatalf("err = %v, want ErrPlaintextRemote naming the remote seed", err)
 	}
@@ -578,7 +581,7 @@ func TestCallerContextEndingBeforeTheFirstToken(t *testing.T) {
 	cred.SetDelay(3 * time.Second)
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
-	_, err := entraredis.NewClient(ctx, cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig()}, &entraredis.Options{Logger: quiet})
+	_, err := entraredis.NewClient(ctx, cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig()}, &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 	if !errors.Is(err, entraredis.ErrNoValidToken) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "caller's context") {
 		t.Fatalf("err = %v", err)
 	}

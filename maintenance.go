@@ -8,19 +8,19 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/entraredis/entraredis/azevents"
-	"github.com/entraredis/entraredis/entratoken"
 	"github.com/entraredis/entraredis/internal/azsub"
+	"github.com/entraredis/entraredis/internal/tokensource"
 )
 
 // MaintenanceMode says whether a Client subscribes to Azure Cache for
 // Redis' maintenance notifications (Options.MaintenanceEvents).
-type MaintenanceMode = entratoken.MaintenanceMode
+type MaintenanceMode = azevents.Mode
 
 // The modes of Options.MaintenanceEvents.
 const (
-	MaintenanceAuto = entratoken.MaintenanceAuto // on for *.redis.cache.windows.net (and the sovereign clouds' Azure Cache for Redis), off elsewhere
-	MaintenanceOn   = entratoken.MaintenanceOn   // always
-	MaintenanceOff  = entratoken.MaintenanceOff  // never
+	MaintenanceAuto = azevents.ModeAuto // on for *.redis.cache.windows.net (and the sovereign clouds' Azure Cache for Redis), off elsewhere
+	MaintenanceOn   = azevents.ModeOn   // always
+	MaintenanceOff  = azevents.ModeOff  // never
 )
 
 // MaintenanceEvent is one maintenance notification of Azure Cache for Redis
@@ -33,12 +33,17 @@ type MaintenanceEvent = azevents.Event
 // fresh connection before its token expires on RESP2). o is the prepared
 // go-redis options; user the caller's, whose Dialer, if any, is used as it
 // is. A nil Subscriber (off) closes as a no-op.
-func startMaintenance(src *entratoken.Source, o, user *redis.Options) (*azsub.Subscriber, error) {
+func startMaintenance(src *tokensource.Source, opts *Options, o, user *redis.Options) (*azsub.Subscriber, error) {
 	host, _, err := net.SplitHostPort(o.Addr)
 	if err != nil {
 		host = o.Addr
 	}
-	return azsub.ForSource(src, host, o.Protocol, o.ReadTimeout, maintenanceDialer(o, user))
+	var mode MaintenanceMode
+	var onEvent func(MaintenanceEvent)
+	if opts != nil {
+		mode, onEvent = opts.MaintenanceEvents, opts.OnMaintenance
+	}
+	return azsub.ForSource(src, mode, onEvent, host, o.Protocol, o.ReadTimeout, maintenanceDialer(o, user))
 }
 
 // maintenanceDialer dials like the client's own connections (see

@@ -15,6 +15,7 @@ import (
 
 	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 	"github.com/entraredis/entraredis/internal/tokenspy"
 )
 
@@ -83,9 +84,11 @@ func TestNoTokenInLogsOrErrors(t *testing.T) {
 	var seen []error // errors the callbacks were given
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rdb, err := entraredis.NewClient(t.Context(), cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), PoolSize: 4}, &entraredis.Options{
-		Logger:          logger,
-		OnRefreshFailed: func(e entraredis.RefreshFailed) { mu.Lock(); seen = append(seen, e.Err); mu.Unlock() },
-		OnReauthFailed:  func(e entraredis.ReauthFailed) { mu.Lock(); seen = append(seen, e.Err); mu.Unlock() },
+		Options: entratoken.Options{
+			Logger:          logger,
+			OnRefreshFailed: func(e entraredis.RefreshFailed) { mu.Lock(); seen = append(seen, e.Err); mu.Unlock() },
+			OnReauthFailed:  func(e entraredis.ReauthFailed) { mu.Lock(); seen = append(seen, e.Err); mu.Unlock() },
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +107,7 @@ func TestNoTokenInLogsOrErrors(t *testing.T) {
 	}
 
 	refused := recordingCred{tokenspy.New(srv.Issuer().NewCredential(entraredistest.CredentialOptions{}))}
-	rdb2, err := entraredis.NewClient(ctx, refused, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig()}, &entraredis.Options{Logger: logger})
+	rdb2, err := entraredis.NewClient(ctx, refused, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig()}, &entraredis.Options{Options: entratoken.Options{Logger: logger}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/entraredis/entraredis"
+	"github.com/entraredis/entraredis/entratoken"
 	"github.com/entraredis/entraredis/internal/reauth"
 )
 
@@ -101,7 +102,7 @@ func runBreakdown(ctx context.Context, cfg config, logf func(string, ...any)) ([
 				return reauth.New[staticToken](nc, tok, reauth.Config{Logger: quiet, Watch: watch})
 			}, "", ""), nil
 		case bdOurs:
-			return entraredis.NewClient(ctx, srv.Credential(), base(), &entraredis.Options{Logger: quiet})
+			return entraredis.NewClient(ctx, srv.Credential(), base(), &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 		}
 		return nil, fmt.Errorf("no breakdown client %q", name)
 	}

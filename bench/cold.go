@@ -13,6 +13,7 @@ import (
 
 	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // Cold-start variants compared by the target.
@@ -58,14 +59,14 @@ func runCold(ctx context.Context, cfg config, logf func(string, ...any)) ([]cold
 	}{
 		{coldOurs, func() (redis.UniversalClient, func(), error) {
 			c, err := entraredis.NewClient(ctx, cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol},
-				&entraredis.Options{Logger: quiet})
+				&entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 			if err != nil {
 				return nil, nil, err
 			}
 			return c, func() { c.Close() }, nil
 		}},
 		{"NewCredentials + redis.NewClient (first token not awaited)", func() (redis.UniversalClient, func(), error) {
-			creds, err := entraredis.NewCredentials(cred, &entraredis.Options{Logger: quiet})
+			creds, err := entraredis.NewCredentials(cred, &entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 			if err != nil {
 				return nil, nil, err
 			}

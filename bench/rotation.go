@@ -11,6 +11,7 @@ import (
 
 	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // Provider kinds of the rotation runs.
@@ -175,14 +176,19 @@ func newRotClient(ctx context.Context, cfg config, kind string, pool int) (*rotC
 	c := &rotClient{kind: kind, srv: srv, cred: srv.Credential(), closes: []func(){func() { srv.Close() }}}
 	base := redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool}
 	first := true
-	opts := &entraredis.Options{Logger: quiet, OnTokenRefreshed: func(entraredis.TokenRefreshed) {
-		c.mu.Lock()
-		if !first {
-			c.events = append(c.events, time.Now())
-		}
-		first = false
-		c.mu.Unlock()
-	}}
+	opts := &entraredis.Options{
+		Options: entratoken.Options{
+			Logger: quiet,
+			OnTokenRefreshed: func(entraredis.TokenRefreshed) {
+				c.mu.Lock()
+				if !first {
+					c.events = append(c.events, time.Now())
+				}
+				first = false
+				c.mu.Unlock()
+			},
+		},
+	}
 	switch kind {
 	case kindOurs:
 		ours, err := entraredis.NewClient(ctx, c.cred, &base, opts)

@@ -97,7 +97,7 @@ func runRueidisSteady(ctx context.Context, cfg config, logf func(string, ...any)
 			if i == 1 {
 				return rueidis.NewClient(plainRueidisOption(srv))
 			}
-			return rueidisentra.NewClient(ctx, srv.Credential(), rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig()}, &entratoken.Options{Logger: quiet})
+			return rueidisentra.NewClient(ctx, srv.Credential(), rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig()}, &rueidisentra.Options{Options: entratoken.Options{Logger: quiet}})
 		})
 		res, ratios, err := interleave(ctx, cfg, g, mk, [2]string{"rueidisentra", "plain rueidis"})
 		if err != nil {
@@ -175,7 +175,7 @@ func runRueidisRotation(ctx context.Context, cfg config, logf func(string, ...an
 	var rows []rueidisRotRow
 	for _, t := range tops {
 		for _, g := range cfg.RotConc {
-			c, err := rueidisentra.NewClient(ctx, t.cred, rueidis.ClientOption{InitAddress: t.addrs, TLSConfig: t.tc}, &entratoken.Options{Logger: quiet})
+			c, err := rueidisentra.NewClient(ctx, t.cred, rueidis.ClientOption{InitAddress: t.addrs, TLSConfig: t.tc}, &rueidisentra.Options{Options: entratoken.Options{Logger: quiet}})
 			if err != nil {
 				return rows, err
 			}

@@ -194,7 +194,7 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 		}
 		return c, func() { c.Close() }, nil
 	}
-	oursOpts := &entraredis.Options{Logger: quiet}
+	oursOpts := &entraredis.Options{Options: entratoken.Options{Logger: quiet}}
 	var oursC *entraredis.Client
 	var oursCC *entraredis.ClusterClient
 	oursMk := func() (redis.UniversalClient, func(), error) {
@@ -329,6 +329,7 @@ func scaleOne(ctx context.Context, cfg config, cluster bool, logf func(string, .
 // default ReauthSpread capped at a quarter of the refresh margin (half the
 // life), see options.go timingFor.
 func scaleSpread(life time.Duration) time.Duration {
-	margin := min(entratoken.DefaultRefreshBefore, life/2)
-	return min(entratoken.DefaultReauthSpread, margin/4)
+	const refreshBefore, reauthSpread = 10 * time.Minute, 10 * time.Second // entratoken.Options' defaults
+	margin := min(refreshBefore, life/2)
+	return min(reauthSpread, margin/4)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // clientStat is one client's figures at one goroutine count.
@@ -116,7 +117,7 @@ func runSteady(ctx context.Context, cfg config, logf func(string, ...any)) ([]st
 // credential, nothing logged.
 func newSteadyOurs(ctx context.Context, srv *childEmulator, cfg config, pool int) (*entraredis.Client, error) {
 	return entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: cfg.Protocol, PoolSize: pool},
-		&entraredis.Options{Logger: quiet})
+		&entraredis.Options{Options: entratoken.Options{Logger: quiet}})
 }
 
 // plainOptions are the options of plain go-redis in the steady state: the

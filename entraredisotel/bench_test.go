@@ -20,6 +20,7 @@ import (
 	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredisotel"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // processCPU is the CPU time this process (clients and the in-process
@@ -52,7 +53,7 @@ func BenchmarkMetricsOverhead(b *testing.B) {
 	defer srv.Close()
 	ctx := context.Background()
 	rdb, err := entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), PoolSize: 8},
-		&entraredis.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MaintenanceEvents: entraredis.MaintenanceOn})
+		&entraredis.Options{Options: entratoken.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, MaintenanceEvents: entraredis.MaintenanceOn})
 	if err != nil {
 		b.Fatal(err)
 	}

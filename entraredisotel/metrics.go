@@ -13,24 +13,31 @@ import (
 	"github.com/entraredis/entraredis/entratoken"
 )
 
+// Snapshot is what InstrumentMetrics reads of a client: the token's status
+// and the maintenance events'. It is the underlying type of
+// entraredis.Status and of rueidisentra.ClientStatus.
+type Snapshot = struct {
+	entratoken.Status
+	Maintenance azevents.Status
+}
+
 // Source is what InstrumentMetrics reads: an *entraredis.Client,
-// *entraredis.ClusterClient or *entraredis.Credentials, or an
-// *entratoken.Source.
-type Source interface {
-	Status() entratoken.Status
+// *entraredis.ClusterClient or *entraredis.Credentials, or a StatusFunc.
+type Source[S ~Snapshot] interface {
+	Status() S
 }
 
 // StatusFunc adapts a function to Source, for a client whose status comes
 // from a function, such as rueidisentra.Status:
 //
-//	entraredisotel.InstrumentMetrics(entraredisotel.StatusFunc(func() entratoken.Status {
+//	entraredisotel.InstrumentMetrics(entraredisotel.StatusFunc[rueidisentra.ClientStatus](func() rueidisentra.ClientStatus {
 //		st, _ := rueidisentra.Status(client)
 //		return st
 //	}), nil)
-type StatusFunc func() entratoken.Status
+type StatusFunc[S ~Snapshot] func() S
 
 // Status calls f.
-func (f StatusFunc) Status() entratoken.Status { return f() }
+func (f StatusFunc[S]) Status() S { return f() }
 
 // Options configures InstrumentMetrics. nil means all defaults.
 type Options struct {
@@ -48,7 +55,7 @@ type Options struct {
 // src.Status() once and reports every instrument from it; nothing runs on
 // the command path. unregister stops the reporting (call it when src is
 // closed); it is safe to call more than once.
-func InstrumentMetrics(src Source, opts *Options) (unregister func() error, err error) {
+func InstrumentMetrics[S ~Snapshot](src Source[S], opts *Options) (unregister func() error, err error) {
 	if src == nil {
 		return nil, fmt.Errorf("entraredis: metrics: InstrumentMetrics needs a client or a Source")
 	}
@@ -56,11 +63,11 @@ func InstrumentMetrics(src Source, opts *Options) (unregister func() error, err 
 	if opts != nil {
 		o = *opts
 	}
-	return instruments(o.MeterProvider, o.Attributes, func() snapshot { return snapshotOf(src.Status()) })
+	return instruments(o.MeterProvider, o.Attributes, func() snapshot { return snapshotOf(Snapshot(src.Status())) })
 }
 
 // snapshotOf maps a Status to what the instruments report.
-func snapshotOf(st entratoken.Status) snapshot {
+func snapshotOf(st Snapshot) snapshot {
 	s := snapshot{
 		hasToken:       !st.ExpiresOn.IsZero() && !st.Closed,
 		expiresOn:      st.ExpiresOn,

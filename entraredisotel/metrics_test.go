@@ -60,8 +60,10 @@ func TestMetricsAcrossRotationsOutageRefusalAndMaintenance(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	rdb, err := entraredis.NewClient(ctx, cred, &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: 3}, &entraredis.Options{
-		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-		AttemptTimeout:    300 * time.Millisecond,
+		Options: entratoken.Options{
+			Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+			AttemptTimeout: 300 * time.Millisecond,
+		},
 		MaintenanceEvents: entraredis.MaintenanceOn,
 	})
 	if err != nil {
@@ -93,7 +95,7 @@ func TestMetricsAcrossRotationsOutageRefusalAndMaintenance(t *testing.T) {
 		}()
 	}
 	defer func() { close(stop); wg.Wait() }()
-	waitUntil := func(d time.Duration, what string, cond func(entratoken.Status) bool) {
+	waitUntil := func(d time.Duration, what string, cond func(entraredis.Status) bool) {
 		t.Helper()
 		deadline := time.Now().Add(d)
 		for !cond(rdb.Status()) {
@@ -104,7 +106,7 @@ func TestMetricsAcrossRotationsOutageRefusalAndMaintenance(t *testing.T) {
 		}
 	}
 	// check collects and compares every instrument with Status and the credential.
-	check := func(step string) (points, entratoken.Status) {
+	check := func(step string) (points, entraredis.Status) {
 		t.Helper()
 		before, reqBefore := rdb.Status(), cred.Requests()
 		p := collect(t, reader)
@@ -129,7 +131,7 @@ func TestMetricsAcrossRotationsOutageRefusalAndMaintenance(t *testing.T) {
 				t.Errorf("%s: connections %v, status %+v", step, c, after.Conns)
 			}
 		}
-		byAttr := func(st entratoken.Status) map[string]int64 { // as the instrument reports them
+		byAttr := func(st entraredis.Status) map[string]int64 { // as the instrument reports them
 			m := map[string]int64{}
 			for typ, n := range st.Maintenance.Counts {
 				if typ.Known() {
@@ -149,7 +151,7 @@ func TestMetricsAcrossRotationsOutageRefusalAndMaintenance(t *testing.T) {
 	}
 
 	// 1. Rotations.
-	waitUntil(20*time.Second, "2 rotations", func(st entratoken.Status) bool { return st.Rotations >= 2 })
+	waitUntil(20*time.Second, "2 rotations", func(st entraredis.Status) bool { return st.Rotations >= 2 })
 	p, st := check("rotations")
 	if p[entraredisotel.MetricTokenRotations][""] < 2 || p[entraredisotel.MetricReauths][""] < 2 || len(p[entraredisotel.MetricRefreshFailures]) != 0 {
 		t.Fatalf("after 2 rotations: %v (status %+v)", p, st)
@@ -160,10 +162,10 @@ func TestMetricsAcrossRotationsOutageRefusalAndMaintenance(t *testing.T) {
 
 	// 2. A token-service outage: every attempt hangs past AttemptTimeout for 1.5 s.
 	cred.SetDelay(time.Second)
-	waitUntil(20*time.Second, "2 timed-out refreshes", func(st entratoken.Status) bool { return st.RefreshFailures[entratoken.FailureTimeout] >= 2 })
+	waitUntil(20*time.Second, "2 timed-out refreshes", func(st entraredis.Status) bool { return st.RefreshFailures[entratoken.FailureTimeout] >= 2 })
 	cred.SetDelay(0)
 	rot := st.Rotations
-	waitUntil(20*time.Second, "a rotation after the outage", func(st entratoken.Status) bool { return st.Rotations > rot && st.ConsecutiveFailures == 0 })
+	waitUntil(20*time.Second, "a rotation after the outage", func(st entraredis.Status) bool { return st.Rotations > rot && st.ConsecutiveFailures == 0 })
 	p, st = check("outage")
 	if p[entraredisotel.MetricRefreshFailures][string(entratoken.FailureTimeout)] < 2 {
 		t.Fatalf("after the outage: %v", p[entraredisotel.MetricRefreshFailures])
@@ -172,7 +174,7 @@ func TestMetricsAcrossRotationsOutageRefusalAndMaintenance(t *testing.T) {
 	// 3. A refused re-AUTH: the access policy is removed for one rotation.
 	refused0 := st.ReauthFailures
 	srv.Revoke(cred.ObjectID())
-	waitUntil(20*time.Second, "a refused re-AUTH", func(st entratoken.Status) bool { return st.ReauthFailures > refused0 })
+	waitUntil(20*time.Second, "a refused re-AUTH", func(st entraredis.Status) bool { return st.ReauthFailures > refused0 })
 	srv.Allow(cred.ObjectID(), entraredistest.RoleOwner)
 	p, st = check("refused re-AUTH")
 	if p[entraredisotel.MetricReauthRefusals][""] < float64(refused0+1) || srv.Stats().RefusedAuths < 1 {
@@ -199,7 +201,7 @@ func TestMetricsAcrossRotationsOutageRefusalAndMaintenance(t *testing.T) {
 	if n, err := srv.PublishMaintenanceMessage(ctx, "NotificationType|NodeMaintenanceStart|SSLPort|x"); err != nil || n != 1 {
 		t.Fatalf("publish malformed: %d, %v", n, err)
 	}
-	waitUntil(5*time.Second, "4 messages", func(st entratoken.Status) bool { return st.Maintenance.Total()+st.Maintenance.Malformed == 4 })
+	waitUntil(5*time.Second, "4 messages", func(st entraredis.Status) bool { return st.Maintenance.Total()+st.Maintenance.Malformed == 4 })
 	p, _ = check("maintenance")
 	want := map[string]float64{string(azevents.Start): 2, "other": 1}
 	if got := p[entraredisotel.MetricMaintenance]; len(got) != 2 || got[string(azevents.Start)] != 2 || got["other"] != 1 {
@@ -216,16 +218,15 @@ func TestMetricsAcrossRotationsOutageRefusalAndMaintenance(t *testing.T) {
 	if p := collect(t, reader); len(p) != 0 {
 		t.Fatalf("after unregister: %v", p)
 	}
-	if _, err := entraredisotel.InstrumentMetrics(nil, nil); err == nil {
+	if _, err := entraredisotel.InstrumentMetrics[entraredis.Status](nil, nil); err == nil {
 		t.Fatal("InstrumentMetrics(nil): no error")
 	}
 }
 
-// What InstrumentMetrics takes: the clients, Credentials and the core Source.
+// What InstrumentMetrics takes: the clients, Credentials and a StatusFunc.
 var (
-	_ entraredisotel.Source = (*entraredis.Client)(nil)
-	_ entraredisotel.Source = (*entraredis.ClusterClient)(nil)
-	_ entraredisotel.Source = (*entraredis.Credentials)(nil)
-	_ entraredisotel.Source = (*entratoken.Source)(nil)
-	_ entraredisotel.Source = entraredisotel.StatusFunc(nil)
+	_ entraredisotel.Source[entraredis.Status] = (*entraredis.Client)(nil)
+	_ entraredisotel.Source[entraredis.Status] = (*entraredis.ClusterClient)(nil)
+	_ entraredisotel.Source[entraredis.Status] = (*entraredis.Credentials)(nil)
+	_ entraredisotel.Source[entraredis.Status] = entraredisotel.StatusFunc[entraredis.Status](nil)
 )

@@ -3,11 +3,16 @@ package entraredistest_test
 import (
 	"context"
 	"fmt"
+	"log"
+	"log/slog"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // Start an emulated endpoint and authenticate a go-redis client with tokens
@@ -52,4 +57,55 @@ func Example() {
 	// true
 	// WRONGPASS invalid username-password pair or user is disabled.
 	// 1
+}
+
+// Test a service's behaviour through a token-service outage: the emulator's
+// credential fails its next two requests, which are the refresh of the
+// client's first token (tokens of one second here). The refresher retries,
+// and no command notices.
+func ExampleCredential_FailNext() {
+	srv, err := entraredistest.Start(entraredistest.Options{TokenLifetime: time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+
+	ctx := context.Background()
+	refreshed := make(chan struct{}, 8)
+	rdb, err := entraredis.NewClient(ctx, srv.Credential(), &redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig()},
+		&entraredis.Options{
+			Options: entratoken.Options{
+				Logger:           slog.New(slog.DiscardHandler),
+				OnTokenRefreshed: func(entraredis.TokenRefreshed) { refreshed <- struct{}{} },
+			},
+		})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rdb.Close()
+	<-refreshed // the first token
+
+	srv.Credential().FailNext(2, nil) // the next two GetToken calls fail
+	failed := 0
+	for done := false; !done; {
+		select {
+		case <-refreshed: // the next token, after two failed attempts
+			done = true
+		case <-time.After(5 * time.Second):
+			log.Fatal("no new token within 5 s")
+		default:
+			if rdb.Incr(ctx, "Az:counter").Err() != nil {
+				failed++
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	st := rdb.Status()
+	fmt.Println("failed commands:", failed)
+	fmt.Println("failed refreshes by kind:", st.RefreshFailures)
+	fmt.Println("expiry closes:", srv.Stats().ExpiryCloses)
+	// Output:
+	// failed commands: 0
+	// failed refreshes by kind: map[other:2]
+	// expiry closes: 0
 }

@@ -10,10 +10,11 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/entraredis/entraredis/internal/claims"
+	"github.com/entraredis/entraredis/internal/errs"
 )
 
 // prefix starts every message of this module's errors, once.
-const prefix = "entraredis: "
+const prefix = errs.Prefix
 
 // Sentinel errors. Every error the package returns wraps the relevant one, so
 // callers test them with errors.Is.
@@ -28,45 +29,10 @@ var (
 	// failed, or every refresh failed until the token expired. The refresher keeps
 	// trying in the background; the wrapped error is the last failure.
 	ErrNoValidToken = errors.New(prefix + "no valid Microsoft Entra token")
-	// ErrClosed is returned by a Source (and entraredis.Credentials) after Close.
+	// ErrClosed is returned by a client's token source after Close
+	// (entraredis.Credentials, a rueidisentra client).
 	ErrClosed = errors.New(prefix + "credentials closed")
-	// ErrPlaintextRemote means Options.Plaintext was set for a host that is not
-	// loopback without Options.AllowPlaintextRemote.
-	ErrPlaintextRemote = errors.New(prefix + "plaintext refused for a non-loopback host")
 )
-
-// message returns err's message without this module's prefix, to append it
-// to a message that already has it.
-func message(err error) string { return strings.TrimPrefix(err.Error(), prefix) }
-
-// wrapped is a sentinel with details: "entraredis: <sentinel>: <detail>: <cause>",
-// one prefix whatever the nesting. It matches both the sentinel and the cause.
-type wrapped struct {
-	sentinel error
-	detail   string // may be empty
-	cause    error  // may be nil
-}
-
-func (e *wrapped) Error() string {
-	var b strings.Builder
-	b.WriteString(e.sentinel.Error())
-	if e.detail != "" {
-		b.WriteString(": ")
-		b.WriteString(e.detail)
-	}
-	if e.cause != nil {
-		b.WriteString(": ")
-		b.WriteString(message(e.cause))
-	}
-	return b.String()
-}
-
-func (e *wrapped) Unwrap() []error {
-	if e.cause == nil {
-		return []error{e.sentinel}
-	}
-	return []error{e.sentinel, e.cause}
-}
 
 // TokenError reports a failure to get a token from the credential. Error
 // returns a short message followed by the Hint in parentheses; it never
@@ -81,7 +47,7 @@ type TokenError struct {
 // credential's message, followed by the Hint in parentheses when there is one.
 // It never contains the token.
 func (e *TokenError) Error() string {
-	msg := fmt.Sprintf(prefix+"getting a token for scope %q: %s", e.Scope, message(e.Err))
+	msg := fmt.Sprintf(prefix+"getting a token for scope %q: %s", e.Scope, errs.Message(e.Err))
 	if hint := e.Hint(); hint != "" {
 		msg += " (" + hint + ")"
 	}
@@ -108,7 +74,7 @@ func (e *TokenError) Hint() string {
 	case FailureUnavailable:
 		return "the credential is not available in this environment: check its configuration (environment variables, managed identity, az login), or use another credential"
 	case FailureRefused:
-		return refusedHint(message(e.Err))
+		return refusedHint(errs.Message(e.Err))
 	}
 	return ""
 }
@@ -191,43 +157,13 @@ func (e *AuthError) Unwrap() error { return e.Err }
 
 // Hint says what causes this reply on Azure and what to check.
 func (e *AuthError) Hint() string {
-	if hasReplyPrefix(e.Err, "NOPERM") {
+	if errs.ReplyHasPrefix(e.Err, "NOPERM") {
 		return fmt.Sprintf("the user %q is authenticated but its access policy does not allow this command or key: in the Azure portal, Settings > Authentication (or Data Access Configuration), assign Data Owner or Data Contributor for writes, or extend the custom access policy", e.Username)
 	}
 	return fmt.Sprintf("the server refused user %q with this token: check that an access policy is assigned to this principal (Settings > Authentication > Microsoft Entra Authentication, by object ID), that Microsoft Entra Authentication is enabled on the cache, that the user name is the token's oid claim (not the client ID or UPN), that the token was asked for scope %s, and that it has not expired", e.Username, cmp.Or(e.Scope, DefaultScope))
 }
 
-// ExplainAuth wraps a WRONGPASS or NOPERM reply in an AuthError; other errors
-// (and errors already explained) are returned as they are, nil included.
-func ExplainAuth(err error, username, scope string) error {
-	if err == nil {
-		return nil
-	}
-	var ae *AuthError
-	if errors.As(err, &ae) {
-		return err
-	}
-	if hasReplyPrefix(err, "WRONGPASS") || hasReplyPrefix(err, "NOPERM") {
-		return &AuthError{Username: username, Scope: scope, Err: err}
-	}
-	return err
-}
-
-// redisReply is go-redis' redis.Error, matched without importing go-redis.
-type redisReply interface {
-	error
-	RedisError()
-}
-
-// hasReplyPrefix reports whether err is a server reply whose text starts
-// with prefix: the go-redis reply in err's chain when there is one (as
-// redis.HasErrorPrefix reads it), else err's own text (rueidis' replies). An
-// "ERR " before the code is skipped, as go-redis does.
-func hasReplyPrefix(err error, prefix string) bool {
-	msg := err.Error()
-	var r redisReply
-	if errors.As(err, &r) {
-		msg = r.Error()
-	}
-	return strings.HasPrefix(strings.TrimPrefix(msg, "ERR "), prefix)
-}
+// ErrTokenRefused means a new connection was not dialed because the server
+// refused the token in use for a new connection a moment ago (see
+// RefusedError).
+var ErrTokenRefused = errors.New(prefix + "the server refused the token in use")

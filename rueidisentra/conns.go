@@ -13,14 +13,15 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/internal/tokensource"
 )
 
 // conns are a client's live connections: rueidis hands AuthCredentialsFn only
 // the connection's RemoteAddr, so the dialer wraps every connection so that
 // its RemoteAddr carries the connection's state (connAddr).
 type conns struct {
-	src    *entratoken.Source // set before the first dial
-	opened atomic.Uint64      // connections opened: the k of each one's offset
+	src    *tokensource.Source // set before the first dial
+	opened atomic.Uint64       // connections opened: the k of each one's offset
 
 	mu     sync.Mutex // guards live, newest
 	live   map[*connState]struct{}
@@ -78,7 +79,7 @@ func newConns() *conns { return &conns{live: make(map[*connState]struct{})} }
 
 // handoutFor returns the hand-out of tok, the first call for a generation
 // fixing its arrival (when the Source received it) and its window.
-func (r *conns) handoutFor(tok entratoken.Token) handout {
+func (r *conns) handoutFor(tok tokensource.Token) handout {
 	r.mu.Lock()
 	h := r.newest
 	r.mu.Unlock()

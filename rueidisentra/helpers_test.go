@@ -9,14 +9,13 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/redis/rueidis"
 
-	"github.com/entraredis/entraredis/entratoken"
 	"github.com/entraredis/entraredis/rueidisentra"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // connect returns a rueidisentra client for addrs, closed at the end of the test.
-func connect(t testing.TB, cred azcore.TokenCredential, addrs []string, tc *tls.Config, opt rueidis.ClientOption, o entratoken.Options) rueidis.Client {
+func connect(t testing.TB, cred azcore.TokenCredential, addrs []string, tc *tls.Config, opt rueidis.ClientOption, o rueidisentra.Options) rueidis.Client {
 	t.Helper()
 	if o.Logger == nil {
 		o.Logger = quiet
@@ -32,7 +31,7 @@ func connect(t testing.TB, cred azcore.TokenCredential, addrs []string, tc *tls.
 }
 
 // status returns the client's Status, failing the test for a foreign client.
-func status(t testing.TB, c rueidis.Client) entratoken.Status {
+func status(t testing.TB, c rueidis.Client) rueidisentra.ClientStatus {
 	t.Helper()
 	st, ok := rueidisentra.Status(c)
 	if !ok {

@@ -98,7 +98,7 @@ func standalone(t *testing.T, life time.Duration) target {
 	entraredistest.RequireRedisServer(t)
 	return target{name: "standalone", addrs: []string{srv.Addr()}, stats: srv.Stats, cred: srv.Credential(),
 		c: func(t *testing.T, opt rueidis.ClientOption, o entratoken.Options) rueidis.Client {
-			return connect(t, srv.Credential(), []string{srv.Addr()}, srv.TLSConfig(), opt, o)
+			return connect(t, srv.Credential(), []string{srv.Addr()}, srv.TLSConfig(), opt, rueidisentra.Options{Options: o})
 		}}
 }
 
@@ -108,7 +108,7 @@ func cluster(t *testing.T, life time.Duration) target {
 		c: func(t *testing.T, opt rueidis.ClientOption, o entratoken.Options) rueidis.Client {
 			tc := cl.TLSConfig()
 			tc.ServerName = "" // the topology names 127.0.0.1: rueidisentra must verify every node against "localhost"
-			return connect(t, cl.Credential(), cl.Addrs(), tc, opt, o)
+			return connect(t, cl.Credential(), cl.Addrs(), tc, opt, rueidisentra.Options{Options: o})
 		}}
 }
 

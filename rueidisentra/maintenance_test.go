@@ -9,7 +9,7 @@ import (
 
 	"github.com/entraredis/entraredis/azevents"
 	"github.com/entraredis/entraredis/entraredistest"
-	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/rueidisentra"
 )
 
 // TestMaintenanceEvents: with MaintenanceOn a rueidis client subscribes to
@@ -22,7 +22,7 @@ func TestMaintenanceEvents(t *testing.T) {
 	srv := entraredistest.NewServer(t, entraredistest.Options{Backend: entraredistest.BackendRedisServer, TokenLifetime: 3 * time.Second})
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	plain := connect(t, srv.Credential(), []string{srv.Addr()}, srv.TLSConfig(), rueidis.ClientOption{}, entratoken.Options{})
+	plain := connect(t, srv.Credential(), []string{srv.Addr()}, srv.TLSConfig(), rueidis.ClientOption{}, rueidisentra.Options{})
 	if err := plain.Do(ctx, plain.B().Ping().Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -30,8 +30,8 @@ func TestMaintenanceEvents(t *testing.T) {
 		t.Fatalf("default options on localhost: %d subscribers, %v; want none", n, err)
 	}
 	got := make(chan azevents.Event, 8)
-	c := connect(t, srv.Credential(), []string{srv.Addr()}, srv.TLSConfig(), rueidis.ClientOption{}, entratoken.Options{
-		MaintenanceEvents: entratoken.MaintenanceOn,
+	c := connect(t, srv.Credential(), []string{srv.Addr()}, srv.TLSConfig(), rueidis.ClientOption{}, rueidisentra.Options{
+		MaintenanceEvents: azevents.ModeOn,
 		OnMaintenance:     func(ev azevents.Event) { got <- ev },
 	})
 	if err := srv.WaitMaintenanceSubscribers(ctx, 1); err != nil {

@@ -25,7 +25,7 @@ func TestSlowCallbackDelaysNotTheNextRefresh(t *testing.T) {
 	release := make(chan struct{})
 	var first atomic.Int64                 // Unix nanoseconds: RefreshAt of the first event
 	var events []entratoken.TokenRefreshed // touched by the callback only, until Close
-	o := entratoken.Options{
+	o := Options{Options: entratoken.Options{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnTokenRefreshed: func(e entratoken.TokenRefreshed) {
 			if len(events) == 0 {
@@ -34,7 +34,7 @@ func TestSlowCallbackDelaysNotTheNextRefresh(t *testing.T) {
 			}
 			events = append(events, e)
 		},
-	}
+	}}
 	rc, err := NewClient(t.Context(), srv.Credential(), rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig()}, &o)
 	if err != nil {
 		t.Fatal(err)

@@ -84,7 +84,7 @@ func decide(now time.Time, cur uint64, curExp time.Time, newest handout, next ti
 
 // windowFor is the hand-out window of a token that arrived at arrival and
 // replaces one expiring at prevExp: the configured spread (capped by the
-// token's lifetime, see entratoken.Token.ReauthSpread), and at most half of the previous token's
+// token's lifetime, see tokensource.Token.ReauthSpread), and at most half of the previous token's
 // remaining life, so that the last connection moves long before it expires.
 func windowFor(spread time.Duration, arrival, prevExp time.Time) time.Duration {
 	return max(min(spread, prevExp.Sub(arrival)/2), 0)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/entraredis/entraredis/entraredistest"
 	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/internal/tokensource"
 )
 
 // auth is one AUTH a simulated connection sent.
@@ -84,7 +85,7 @@ func TestPacingOverRotations(t *testing.T) {
 		srv := is.NewCredential(entraredistest.CredentialOptions{Lifetime: life})
 		reg := newConns()
 		o := entratoken.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-		src, err := entratoken.NewSource(srv, &o)
+		src, err := tokensource.NewSource(srv, &o)
 		if err != nil {
 			t.Fatal(err)
 		}

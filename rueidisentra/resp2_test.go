@@ -9,7 +9,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/entraredis/entraredis/entraredistest"
-	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/rueidisentra"
 )
 
 // TestRESP2Subscriber: with AlwaysRESP2, rueidis runs a subscription on a
@@ -21,7 +21,7 @@ func TestRESP2Subscriber(t *testing.T) {
 	const life = 2 * time.Second
 	srv := entraredistest.NewServer(t, entraredistest.Options{TokenLifetime: life})
 	entraredistest.RequireRedisServer(t)
-	c := connect(t, srv.Credential(), []string{srv.Addr()}, srv.TLSConfig(), rueidis.ClientOption{AlwaysRESP2: true, DisableCache: true}, entratoken.Options{})
+	c := connect(t, srv.Credential(), []string{srv.Addr()}, srv.TLSConfig(), rueidis.ClientOption{AlwaysRESP2: true, DisableCache: true}, rueidisentra.Options{})
 	ctx, cancel := context.WithTimeout(t.Context(), 3*life)
 	defer cancel()
 	before := srv.Stats()

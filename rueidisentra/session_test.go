@@ -170,7 +170,7 @@ func TestExplainedAuthErrors(t *testing.T) {
 	entraredistest.RequireRedisServer(t)
 	ctx := t.Context()
 	_, err := rueidisentra.NewClient(ctx, srv.Credential(), rueidis.ClientOption{InitAddress: []string{srv.Addr()}, TLSConfig: srv.TLSConfig()},
-		&entratoken.Options{Username: "not-the-oid", Logger: quiet})
+		&rueidisentra.Options{Options: entratoken.Options{Username: "not-the-oid", Logger: quiet}})
 	var ae *entratoken.AuthError
 	var re *rueidis.RedisError
 	if !errors.As(err, &ae) || !strings.HasPrefix(err.Error(), "WRONGPASS") || !errors.As(err, &re) || ae.Username != "not-the-oid" {
@@ -179,7 +179,7 @@ func TestExplainedAuthErrors(t *testing.T) {
 	t.Logf("wrong user: %v", err)
 
 	reader := srv.NewCredential(entraredistest.CredentialOptions{Role: entraredistest.RoleReader})
-	c := connect(t, reader, []string{srv.Addr()}, srv.TLSConfig(), rueidis.ClientOption{}, entratoken.Options{})
+	c := connect(t, reader, []string{srv.Addr()}, srv.TLSConfig(), rueidis.ClientOption{}, rueidisentra.Options{})
 	if err := c.Do(ctx, c.B().Get().Key("k").Build()).Error(); err != nil && !rueidis.IsRedisNil(err) {
 		t.Fatalf("reader GET: %v", err)
 	}
@@ -217,13 +217,13 @@ func TestConnectionSettings(t *testing.T) {
 		{"plaintext remote", rueidis.ClientOption{InitAddress: []string{"x.redis.cache.windows.net:6380"}}, entratoken.Options{Plaintext: true}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := rueidisentra.NewClient(ctx, cred, tc.opt, &tc.o)
+			c, err := rueidisentra.NewClient(ctx, cred, tc.opt, &rueidisentra.Options{Options: tc.o})
 			if err == nil {
 				c.Close()
 				t.Fatal("no error")
 			}
 			if tc.want == "" {
-				if !errors.Is(err, entratoken.ErrPlaintextRemote) {
+				if !errors.Is(err, rueidisentra.ErrPlaintextRemote) {
 					t.Fatalf("err = %v, want ErrPlaintextRemote", err)
 				}
 				return
@@ -252,7 +252,7 @@ func TestClusterCertificateAgainstHost(t *testing.T) {
 		t.Fatal("plain rueidis verified 127.0.0.1 against a certificate for localhost: the test proves nothing")
 	}
 	t.Logf("plain rueidis: %v", err)
-	c := connect(t, cl.Credential(), cl.Addrs()[:1], tc, rueidis.ClientOption{}, entratoken.Options{})
+	c := connect(t, cl.Credential(), cl.Addrs()[:1], tc, rueidis.ClientOption{}, rueidisentra.Options{})
 	if c.Mode() != rueidis.ClientModeCluster {
 		t.Fatalf("mode %v, want cluster", c.Mode())
 	}
@@ -278,7 +278,7 @@ func TestNoTokenInOutput(t *testing.T) {
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(lockedWriter{&logs, &logMu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c := connect(t, cred, []string{srv.Addr()}, srv.TLSConfig(), rueidis.ClientOption{}, entratoken.Options{Logger: logger})
+	c := connect(t, cred, []string{srv.Addr()}, srv.TLSConfig(), rueidis.ClientOption{}, rueidisentra.Options{Options: entratoken.Options{Logger: logger}})
 	ctx := t.Context()
 	var out strings.Builder
 	for range 2 {

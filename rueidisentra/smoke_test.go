@@ -6,13 +6,13 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/entraredis/entraredis/entraredistest"
-	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/rueidisentra"
 )
 
 func TestHelloWorld(t *testing.T) {
 	srv := entraredistest.NewServer(t, entraredistest.Options{})
 	entraredistest.RequireRedisServer(t) // rueidis needs RESP3 and CLIENT TRACKING, which the in-process fallback lacks
-	c := connect(t, srv.Credential(), []string{srv.Addr()}, srv.TLSConfig(), rueidis.ClientOption{}, entratoken.Options{})
+	c := connect(t, srv.Credential(), []string{srv.Addr()}, srv.TLSConfig(), rueidis.ClientOption{}, rueidisentra.Options{})
 	ctx := t.Context()
 	if err := c.Do(ctx, c.B().Set().Key("Az:key1").Value("value1").Build()).Error(); err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/entraredis/entraredis/cmd/entraredis/internal/doctor"
-	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/internal/endpoint"
 )
 
 // Exit codes.
@@ -158,7 +158,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer, e e
 		fmt.Fprintf(stderr, "entraredis doctor: --port %d is out of range\n", *port)
 		return exitUsage
 	}
-	h, p, err := entratoken.SplitAddr(*host) // the constructors' address rules, port optional
+	h, p, err := endpoint.SplitAddr(*host) // the constructors' address rules, port optional
 	if err != nil {
 		fmt.Fprintf(stderr, "entraredis doctor: --host: %v\n", err)
 		return exitUsage
@@ -212,9 +212,9 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer, e e
 }
 
 // splitHostPort accepts --host NAME:PORT (and rediss://NAME:PORT), with the
-// rules of entratoken.SplitAddr.
+// rules of endpoint.SplitAddr.
 func splitHostPort(s string) (string, int, bool) {
-	h, p, err := entratoken.SplitAddr(s)
+	h, p, err := endpoint.SplitAddr(s)
 	if err != nil || p == 0 {
 		return "", 0, false
 	}

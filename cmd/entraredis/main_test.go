@@ -328,7 +328,7 @@ func TestSplitHostPort(t *testing.T) {
 		"c.redis.cache.windows.net:6380":               "c.redis.cache.windows.net 6380",
 		"rediss://c.westeurope.redis.azure.net:10000/": "c.westeurope.redis.azure.net 10000",
 		"c.redis.cache.windows.net":                    "",
-		"[::1]:6380":                                   "::1 6380", // entratoken.SplitAddr reads bracketed IPv6 (it used to be refused)
+		"[::1]:6380":                                   "::1 6380", // endpoint.SplitAddr reads bracketed IPv6 (it used to be refused)
 		"c:notaport":                                   "",
 	} {
 		h, p, ok := splitHostPort(in)
@@ -343,7 +343,7 @@ func TestSplitHostPort(t *testing.T) {
 }
 
 // TestDoctorChecksTheHostLikeTheConstructors: --host goes through
-// entratoken.SplitAddr, the rules of NewClient's addresses (port optional).
+// endpoint.SplitAddr, the rules of NewClient's addresses (port optional).
 func TestDoctorChecksTheHostLikeTheConstructors(t *testing.T) {
 	for host, want := range map[string]string{
 		"redis://c.redis.cache.windows.net:6380":      "Azure requires TLS",

@@ -54,9 +54,9 @@ func run(ctx context.Context, out io.Writer, cred azcore.TokenCredential, addr, 
 	client, err := rueidisentra.NewClient(ctx, cred, rueidis.ClientOption{
 		InitAddress: []string{addr},
 		TLSConfig:   tlsConfig,
-	}, &entratoken.Options{
+	}, &rueidisentra.Options{Options: entratoken.Options{
 		Username: username, // empty: the token's object ID (oid)
-	})
+	}})
 	if err != nil {
 		return err // a wrong credential, scope or user name: the error says what to fix
 	}

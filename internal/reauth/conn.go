@@ -78,7 +78,7 @@ import (
 	"github.com/entraredis/entraredis/internal/resp"
 )
 
-// Token is one credential. entratoken.Token satisfies it.
+// Token is one credential. tokensource.Token satisfies it.
 type Token interface {
 	Username() string
 	Password() string // the secret: never logged
@@ -87,7 +87,7 @@ type Token interface {
 }
 
 // Source hands out the current token; Token must not block.
-// *entratoken.Source satisfies Source[entratoken.Token].
+// *tokensource.Source satisfies Source[tokensource.Token].
 type Source[T Token] interface {
 	Token() (T, error)
 }

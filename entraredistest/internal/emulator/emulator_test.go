@@ -8,8 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/entraredis/entraredis/internal/resp"
 	"go.uber.org/goleak"
+
+	"github.com/entraredis/entraredis/internal/resp"
 )
 
 func TestMain(m *testing.M) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/entraredis/entraredis"
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // Config configures Run. Zero fields take the defaults below.
@@ -136,16 +137,18 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	var reauthFailed, refreshFailed atomic.Int64
 	lt := cfg.TokenLifetime
 	opts := &entraredis.Options{
-		RefreshBefore:  lt / 2,
-		RefreshJitter:  lt / 20,
-		RetryMinDelay:  lt / 100,
-		RetryMaxDelay:  lt / 10,
-		AttemptTimeout: lt / 4,
-		ReauthSpread:   lt / 10,
-		Logger:         cfg.Logger,
-		OnReauthFailed: func(entraredis.ReauthFailed) { reauthFailed.Add(1) },
-		OnRefreshFailed: func(entraredis.RefreshFailed) {
-			refreshFailed.Add(1)
+		Options: entratoken.Options{
+			RefreshBefore:  lt / 2,
+			RefreshJitter:  lt / 20,
+			RetryMinDelay:  lt / 100,
+			RetryMaxDelay:  lt / 10,
+			AttemptTimeout: lt / 4,
+			ReauthSpread:   lt / 10,
+			Logger:         cfg.Logger,
+			OnReauthFailed: func(entraredis.ReauthFailed) { reauthFailed.Add(1) },
+			OnRefreshFailed: func(entraredis.RefreshFailed) {
+				refreshFailed.Add(1)
+			},
 		},
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)

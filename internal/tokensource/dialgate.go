@@ -1,4 +1,4 @@
-package entratoken
+package tokensource
 
 import (
 	"errors"
@@ -6,62 +6,34 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+
+	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/internal/errs"
 )
-
-// DialState says whether a client layer may dial a new connection now. It
-// is computed by one function (dialGate.state) from the refusals that
-// client layers report with Source.ReportDialAuth; Status.Dial shows it.
-type DialState int
-
-// The dial states. A new token, or a new connection that authenticated,
-// returns to DialOpen.
-const (
-	DialOpen    DialState = iota // no refusal of the token in use: new connections are dialed
-	DialRefused                  // the server refused the token in use for a new connection: none is dialed before Status.RefusedUntil
-	DialProbe                    // refused, and the backoff is over: the next dial is let through, alone, to try the token again
-)
-
-// String returns the state's name.
-func (d DialState) String() string {
-	switch d {
-	case DialOpen:
-		return "open"
-	case DialRefused:
-		return "refused"
-	case DialProbe:
-		return "probe"
-	}
-	return fmt.Sprintf("DialState(%d)", int(d))
-}
 
 // dialBackoffMin is the first wait after the server refused the token in use
 // for a new connection. Each probe that follows doubles it, up to
 // Options.RetryMaxDelay as capped by the token's timing.
 const dialBackoffMin = time.Second
 
-// ErrTokenRefused means a new connection was not dialed because the server
-// refused the token in use for a new connection a moment ago (see
-// RefusedError).
-var ErrTokenRefused = errors.New(prefix + "the server refused the token in use")
-
 // RefusedError is the error of a new connection that was not dialed: the
 // server refused the token in use (Auth, explained), and the next connection
 // is tried in RetryIn. It matches ErrTokenRefused, the AuthError and the
 // server's reply.
 type RefusedError struct {
-	Auth    *AuthError    // the server's refusal, explained
-	RetryIn time.Duration // how long until a new connection is tried again
+	Auth    *entratoken.AuthError // the server's refusal, explained
+	RetryIn time.Duration         // how long until a new connection is tried again
 }
 
 // Error returns the server's reply followed, in brackets, by why the
 // connection was not dialed, when the next one is tried, and the Hint.
 func (e *RefusedError) Error() string {
 	return fmt.Sprintf("%s [%snot dialed: the server refused this token for a new connection; next try in %s; %s]",
-		e.Auth.Err.Error(), prefix, e.RetryIn.Round(time.Millisecond), e.Auth.Hint())
+		e.Auth.Err.Error(), errs.Prefix, e.RetryIn.Round(time.Millisecond), e.Auth.Hint())
 }
 
 // Unwrap returns the explained refusal and ErrTokenRefused.
-func (e *RefusedError) Unwrap() []error { return []error{e.Auth, ErrTokenRefused} }
+func (e *RefusedError) Unwrap() []error { return []error{e.Auth, entratoken.ErrTokenRefused} }
 
 // Hint says what to check: the AuthError's hint.
 func (e *RefusedError) Hint() string { return e.Auth.Hint() }
@@ -70,7 +42,7 @@ func (e *RefusedError) Hint() string { return e.Auth.Hint() }
 // value is open. Source.mu guards it.
 type dialGate struct {
 	gen      uint64                     // generation of the refused token; 0 when nothing was refused
-	err      *AuthError                 // the last refusal
+	err      *entratoken.AuthError      // the last refusal
 	back     backoff.ExponentialBackOff // the waits: each probe takes the next step (see newDialBackoff)
 	delay    time.Duration              // the current backoff step
 	until    time.Time                  // no dial before this instant
@@ -97,14 +69,14 @@ func newDialBackoff(tm timing) backoff.ExponentialBackOff {
 // state is the one function that says whether a new connection may be
 // dialed at now, for the token of generation gen in use. A refusal of an
 // older token does not count: a new token reopens the gate.
-func (g *dialGate) state(gen uint64, now time.Time) DialState {
+func (g *dialGate) state(gen uint64, now time.Time) entratoken.DialState {
 	switch {
 	case g.gen == 0 || g.gen != gen:
-		return DialOpen
+		return entratoken.DialOpen
 	case now.Before(g.until):
-		return DialRefused
+		return entratoken.DialRefused
 	default:
-		return DialProbe
+		return entratoken.DialProbe
 	}
 }
 
@@ -134,12 +106,12 @@ func (s *Source) ReportDialAuth(err error) {
 		return // nothing to refuse
 	}
 	g.refusals++
-	var ae *AuthError
+	var ae *entratoken.AuthError
 	if !errors.As(err, &ae) {
-		ae = &AuthError{Username: tok.username, Scope: s.opts.Scope, Err: err}
+		ae = &entratoken.AuthError{Username: tok.username, Scope: s.opts.Scope, Err: err}
 	}
 	g.err = ae
-	if g.state(tok.generation, now) == DialOpen {
+	if g.state(tok.generation, now) == entratoken.DialOpen {
 		g.gen, g.back, g.prev = tok.generation, newDialBackoff(tok.tm), 0
 		g.delay = g.back.NextBackOff()
 		g.until = now.Add(g.delay)
@@ -178,9 +150,9 @@ func (s *Source) ProbeDial() (probe bool, err error) {
 	}
 	g := &s.gate
 	switch g.state(tok.t.generation, now) {
-	case DialOpen:
+	case entratoken.DialOpen:
 		return false, nil
-	case DialProbe:
+	case entratoken.DialProbe:
 		// One probe per step: the next waits twice as long, unless this one
 		// is accepted.
 		g.prev, g.prevBack = g.delay, g.back
@@ -201,7 +173,7 @@ func (s *Source) ProbeUnused() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g := &s.gate
-	if s.tok == nil || g.state(s.tok.generation, time.Now()) == DialOpen || g.prev == 0 {
+	if s.tok == nil || g.state(s.tok.generation, time.Now()) == entratoken.DialOpen || g.prev == 0 {
 		return
 	}
 	g.delay, g.back, g.until, g.prev = g.prev, g.prevBack, time.Now(), 0

@@ -1,4 +1,4 @@
-package entratoken
+package tokensource
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // staticCredential returns the same access token, or error, every time.
@@ -46,19 +47,19 @@ func TestNewTokenRejectsBadTokensClearly(t *testing.T) {
 		want        error
 		mention     string
 	}{
-		{"empty", "", ErrMalformedToken, "empty"},
-		{"one part", "opaque-secret-value", ErrMalformedToken, "3 dot-separated parts"},
-		{"two parts", "secret.value", ErrMalformedToken, "3 dot-separated parts"},
-		{"bad base64", hdr + ".!!!secret!!!.sig", ErrMalformedToken, "base64"},
-		{"bad json", hdr + "." + b64("not json secret") + ".sig", ErrMalformedToken, "malformed"},
-		{"no exp", hdr + "." + b64(`{"oid":"x"}`) + ".sig", ErrMalformedToken, "no exp"},
-		{"exp not a number", hdr + "." + b64(`{"oid":"x","exp":"soon"}`) + ".sig", ErrMalformedToken, "exp"},
-		{"no oid", noOID, ErrNoObjectID, "Options.Username"},
+		{"empty", "", entratoken.ErrMalformedToken, "empty"},
+		{"one part", "opaque-secret-value", entratoken.ErrMalformedToken, "3 dot-separated parts"},
+		{"two parts", "secret.value", entratoken.ErrMalformedToken, "3 dot-separated parts"},
+		{"bad base64", hdr + ".!!!secret!!!.sig", entratoken.ErrMalformedToken, "base64"},
+		{"bad json", hdr + "." + b64("not json secret") + ".sig", entratoken.ErrMalformedToken, "malformed"},
+		{"no exp", hdr + "." + b64(`{"oid":"x"}`) + ".sig", entratoken.ErrMalformedToken, "no exp"},
+		{"exp not a number", hdr + "." + b64(`{"oid":"x","exp":"soon"}`) + ".sig", entratoken.ErrMalformedToken, "exp"},
+		{"no oid", noOID, entratoken.ErrNoObjectID, "Options.Username"},
 		{"expired", expired, nil, "expired"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			o := (&Options{}).withDefaults()
+			o := withDefaults(&entratoken.Options{})
 			_, err := newToken(&o, azcore.AccessToken{Token: tc.token, ExpiresOn: now.Add(time.Hour)}, now)
 			if err == nil {
 				t.Fatal("accepted")
@@ -78,7 +79,7 @@ func TestNewTokenRejectsBadTokensClearly(t *testing.T) {
 		})
 	}
 	t.Run("no oid but a username", func(t *testing.T) {
-		o := (&Options{Username: "my-object-id"}).withDefaults()
+		o := withDefaults(&entratoken.Options{Username: "my-object-id"})
 		tok, err := newToken(&o, azcore.AccessToken{Token: noOID, ExpiresOn: now.Add(time.Hour)}, now)
 		if err != nil {
 			t.Fatal(err)
@@ -96,10 +97,10 @@ func TestWaitReadyExplainsAMissingOID(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, _ := NewSource(staticCredential{tok: azcore.AccessToken{Token: tok, ExpiresOn: time.Now().Add(time.Hour)}}, (&recorder{}).options(Options{}))
+		c, _ := NewSource(staticCredential{tok: azcore.AccessToken{Token: tok, ExpiresOn: time.Now().Add(time.Hour)}}, (&recorder{}).options(entratoken.Options{}))
 		defer c.Close()
 		err = c.WaitReady(t.Context())
-		if !errors.Is(err, ErrNoObjectID) || !strings.Contains(err.Error(), "Options.Username") {
+		if !errors.Is(err, entratoken.ErrNoObjectID) || !strings.Contains(err.Error(), "Options.Username") {
 			t.Fatalf("err = %v", err)
 		}
 		if strings.Contains(err.Error(), tok) {
@@ -111,14 +112,14 @@ func TestWaitReadyExplainsAMissingOID(t *testing.T) {
 func TestWrongScopeIsExplained(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cred := newIssuer(t).NewCredential(entraredistest.CredentialOptions{})
-		c, _ := NewSource(cred, (&recorder{}).options(Options{Scope: "https://storage.azure.com/.default"}))
+		c, _ := NewSource(cred, (&recorder{}).options(entratoken.Options{Scope: "https://storage.azure.com/.default"}))
 		defer c.Close()
 		err := c.WaitReady(t.Context())
-		var te *TokenError
+		var te *entratoken.TokenError
 		if !errors.As(err, &te) || te.Scope != "https://storage.azure.com/.default" {
 			t.Fatalf("err = %v", err)
 		}
-		if !strings.Contains(err.Error(), "scope is not valid") || !strings.Contains(err.Error(), DefaultScope) {
+		if !strings.Contains(err.Error(), "scope is not valid") || !strings.Contains(err.Error(), entratoken.DefaultScope) {
 			t.Fatalf("the error does not explain the scope: %v", err)
 		}
 	})
@@ -129,7 +130,7 @@ func TestWrongScopeIsExplained(t *testing.T) {
 func TestSecretsNeverPrinted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs strings.Builder
-		o := (&recorder{}).options(Options{})
+		o := (&recorder{}).options(entratoken.Options{})
 		o.Logger = newTextLogger(&logs)
 		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, o)
 		defer c.Close()
@@ -145,7 +146,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		cred.FailNext(1, errors.New("boom"))
 		sleepUntil(c.Status().NextRefresh.Add(time.Minute)) // a failure, then a rotation
 
-		values := []any{c, creds, c.Status(), c.peek(), *c.peek(), &AuthError{Username: "u", Err: errors.New("WRONGPASS")}}
+		values := []any{c, creds, c.Status(), c.peek(), *c.peek(), &entratoken.AuthError{Username: "u", Err: errors.New("WRONGPASS")}}
 		for _, v := range values {
 			for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
 				if out := fmt.Sprintf(verb, v); strings.Contains(out, secret) || strings.Contains(out, secret[:40]) {
@@ -172,7 +173,7 @@ func FuzzParseToken(f *testing.F) {
 	f.Add("a.b.c")
 	f.Add("..")
 	f.Add("")
-	o := (&Options{}).withDefaults()
+	o := withDefaults(&entratoken.Options{})
 	now := time.Unix(1_700_000_000, 0)
 	f.Fuzz(func(t *testing.T, raw string) {
 		tok, err := newToken(&o, azcore.AccessToken{Token: raw, ExpiresOn: now.Add(time.Hour)}, now)
@@ -197,7 +198,7 @@ func TestConcurrentFirstDialsShareOneRequest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cred := newIssuer(t).NewCredential(entraredistest.CredentialOptions{})
 		cred.SetDelay(2 * time.Second)
-		c, err := NewSource(cred, (&recorder{}).options(Options{}))
+		c, err := NewSource(cred, (&recorder{}).options(entratoken.Options{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +246,7 @@ func TestHungCredentialDoesNotStopTheRefresher(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := &hungCredential{inner: newIssuer(t).NewCredential(entraredistest.CredentialOptions{Lifetime: time.Hour}), release: make(chan struct{})}
 		var r recorder
-		c, err := NewSource(h, r.options(Options{}))
+		c, err := NewSource(h, r.options(entratoken.Options{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -274,7 +275,7 @@ func TestHungCredentialDoesNotStopTheRefresher(t *testing.T) {
 func TestCloseDoesNotWaitForAHungCredential(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := &hungCredential{inner: newIssuer(t).NewCredential(entraredistest.CredentialOptions{Lifetime: time.Hour}), release: make(chan struct{})}
-		c, _ := NewSource(h, (&recorder{}).options(Options{}))
+		c, _ := NewSource(h, (&recorder{}).options(entratoken.Options{}))
 		if err := c.WaitReady(t.Context()); err != nil {
 			t.Fatal(err)
 		}

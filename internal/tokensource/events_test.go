@@ -1,4 +1,4 @@
-package entratoken
+package tokensource
 
 import (
 	"errors"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // TestCallbackMayClose: a callback that calls Close returns, and no callback
@@ -34,14 +35,14 @@ func TestCallbackMayClose(t *testing.T) {
 					src.Load().Close()
 					returned.Add(1)
 				}
-				o := (&recorder{}).options(Options{})
+				o := (&recorder{}).options(entratoken.Options{})
 				switch which {
 				case "OnTokenRefreshed":
-					o.OnTokenRefreshed = func(TokenRefreshed) { closeFromCallback() }
+					o.OnTokenRefreshed = func(entratoken.TokenRefreshed) { closeFromCallback() }
 				case "OnRefreshFailed":
-					o.OnRefreshFailed = func(RefreshFailed) { closeFromCallback() }
+					o.OnRefreshFailed = func(entratoken.RefreshFailed) { closeFromCallback() }
 				case "OnReauthFailed":
-					o.OnReauthFailed = func(ReauthFailed) { closeFromCallback() }
+					o.OnReauthFailed = func(entratoken.ReauthFailed) { closeFromCallback() }
 				}
 				cred := newIssuer(t).NewCredential(entraredistest.CredentialOptions{Lifetime: time.Hour})
 				if which == "OnRefreshFailed" {
@@ -78,9 +79,9 @@ func TestCallbackMayClose(t *testing.T) {
 // WaitReady nor the refresher; they run one after another, in order.
 func TestSlowCallbackDelaysNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var got []TokenRefreshed // touched by the callback only, until Close
-		o := (&recorder{}).options(Options{RefreshJitter: -1})
-		o.OnTokenRefreshed = func(e TokenRefreshed) {
+		var got []entratoken.TokenRefreshed // touched by the callback only, until Close
+		o := (&recorder{}).options(entratoken.Options{RefreshJitter: -1})
+		o.OnTokenRefreshed = func(e entratoken.TokenRefreshed) {
 			time.Sleep(time.Second)
 			got = append(got, e)
 		}
@@ -123,9 +124,9 @@ func TestVerySlowCallbackDropsTheOldestEvents(t *testing.T) {
 		release := make(chan struct{})
 		var seen []error
 		var logs strings.Builder
-		o := (&recorder{}).options(Options{})
+		o := (&recorder{}).options(entratoken.Options{})
 		o.Logger = newTextLogger(&logs)
-		o.OnReauthFailed = func(e ReauthFailed) {
+		o.OnReauthFailed = func(e entratoken.ReauthFailed) {
 			if len(seen) == 0 {
 				<-release
 			}
@@ -157,8 +158,8 @@ func TestVerySlowCallbackDropsTheOldestEvents(t *testing.T) {
 func TestNoCallbackAfterClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var calls int
-		o := (&recorder{}).options(Options{})
-		o.OnReauthFailed = func(ReauthFailed) {
+		o := (&recorder{}).options(entratoken.Options{})
+		o.OnReauthFailed = func(entratoken.ReauthFailed) {
 			calls++
 			time.Sleep(time.Second)
 		}
@@ -222,14 +223,14 @@ func panickingChild(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cred := &panickingCredential{Credential: newIssuer(t).NewCredential(entraredistest.CredentialOptions{Lifetime: time.Hour})}
 		var r recorder
-		s, err := NewSource(cred, r.options(Options{}))
+		s, err := NewSource(cred, r.options(entratoken.Options{}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer s.Close()
 		err = s.WaitReady(t.Context())
-		var te *TokenError
-		if !errors.As(err, &te) || te.Panic != "credential bug: nil map" || !errors.Is(err, ErrNoValidToken) {
+		var te *entratoken.TokenError
+		if !errors.As(err, &te) || te.Panic != "credential bug: nil map" || !errors.Is(err, entratoken.ErrNoValidToken) {
 			t.Fatalf("err = %v (%T), want ErrNoValidToken wrapping a TokenError with the panic value", err, err)
 		}
 		t.Log(err)
@@ -302,8 +303,8 @@ func TestCallbackMayCloseFromDeepInside(t *testing.T) {
 			src.Load().Close()
 			returned.Add(1)
 		}
-		o := (&recorder{}).options(Options{})
-		o.OnReauthFailed = func(ReauthFailed) {
+		o := (&recorder{}).options(entratoken.Options{})
+		o.OnReauthFailed = func(entratoken.ReauthFailed) {
 			calls.Add(1)
 			deep(300)
 		}

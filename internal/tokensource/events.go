@@ -1,33 +1,12 @@
-package entratoken
+package tokensource
 
 import (
 	"reflect"
 	"runtime"
 	"sync"
-	"time"
+
+	"github.com/entraredis/entraredis/entratoken"
 )
-
-// TokenRefreshed describes a token that was just installed. It never holds the token.
-type TokenRefreshed struct {
-	Username  string    // the Redis user name in use
-	ExpiresOn time.Time // the new token's expiry
-	RefreshAt time.Time // when the refresher will start asking for the next one
-	Attempts  int       // attempts it took, 1 when the first one succeeded
-}
-
-// RefreshFailed describes a failed refresh attempt.
-type RefreshFailed struct {
-	Attempt   int       // consecutive failures, 1 for the first
-	Err       error     // why it failed
-	NextRetry time.Time // when the refresher tries again
-	ExpiresOn time.Time // expiry of the token still in use; zero when there is none
-}
-
-// ReauthFailed describes a live connection that the server refused to move to a
-// new token. The connection keeps its previous authentication until it expires.
-type ReauthFailed struct {
-	Err error // the server's reply, explained (see AuthError)
-}
 
 // maxQueuedEvents bounds the events waiting for a slow callback; beyond it the
 // oldest is dropped (see Options).
@@ -36,7 +15,7 @@ const maxQueuedEvents = 256
 // events runs the callbacks of one Source on one goroutine, in order. Posting
 // never blocks: the refresher and the client layers' hooks only queue.
 type events struct {
-	opts *Options // callbacks and logger; never changes
+	opts *entratoken.Options // callbacks and logger; never changes
 
 	mu      sync.Mutex // guards the fields below
 	queue   []func()   // callbacks not run yet, oldest first
@@ -48,7 +27,7 @@ type events struct {
 	done chan struct{} // closed when the event goroutine has returned
 }
 
-func newEvents(o *Options) *events {
+func newEvents(o *entratoken.Options) *events {
 	e := &events{opts: o, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	started := make(chan struct{})
 	go e.loop(started)

@@ -1,4 +1,4 @@
-package entratoken
+package endpoint
 
 import (
 	"crypto/tls"
@@ -8,6 +8,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/internal/errs"
 )
 
 // The TLS ports of Azure's Redis services, named by CheckAddr's errors.
@@ -27,7 +30,7 @@ func CheckAddr(addr string) (hostport string, err error) {
 		return "", err
 	}
 	if port == 0 {
-		return "", fmt.Errorf(prefix+"address %q has no port: Azure Cache for Redis listens on %s, Azure Managed Redis on %s (for example %s)", redactURL(addr), portCache, portManaged, net.JoinHostPort(host, portCache))
+		return "", fmt.Errorf(errs.Prefix+"address %q has no port: Azure Cache for Redis listens on %s, Azure Managed Redis on %s (for example %s)", redactURL(addr), portCache, portManaged, net.JoinHostPort(host, portCache))
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port)), nil
 }
@@ -39,20 +42,20 @@ func SplitAddr(addr string) (host string, port int, err error) {
 	if scheme, _, ok := strings.Cut(addr, "://"); ok {
 		u, err := url.Parse(addr)
 		if err != nil {
-			return "", 0, fmt.Errorf(prefix+"address %q is not a valid URL", in)
+			return "", 0, fmt.Errorf(errs.Prefix+"address %q is not a valid URL", in)
 		}
 		switch strings.ToLower(scheme) {
 		case "rediss":
 		case "redis":
-			return "", 0, fmt.Errorf(prefix+"address %q: redis:// is plaintext, and Azure requires TLS: use rediss://%s", in, u.Host)
+			return "", 0, fmt.Errorf(errs.Prefix+"address %q: redis:// is plaintext, and Azure requires TLS: use rediss://%s", in, u.Host)
 		default:
-			return "", 0, fmt.Errorf(prefix+"address %q: unknown scheme %q: use host:port or rediss://host:port", in, scheme)
+			return "", 0, fmt.Errorf(errs.Prefix+"address %q: unknown scheme %q: use host:port or rediss://host:port", in, scheme)
 		}
 		if u.User != nil {
-			return "", 0, fmt.Errorf(prefix+"address %q: remove the user info: it would carry a secret, and the password is the Microsoft Entra token (the user name comes from the token, or Options.Username)", in)
+			return "", 0, fmt.Errorf(errs.Prefix+"address %q: remove the user info: it would carry a secret, and the password is the Microsoft Entra token (the user name comes from the token, or Options.Username)", in)
 		}
 		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-			return "", 0, fmt.Errorf(prefix+"address %q: only rediss://host:port is read: set the database and other settings in the redis options", in)
+			return "", 0, fmt.Errorf(errs.Prefix+"address %q: only rediss://host:port is read: set the database and other settings in the redis options", in)
 		}
 		addr = u.Host
 	}
@@ -62,16 +65,16 @@ func SplitAddr(addr string) (host string, port int, err error) {
 	case errors.As(err, &ae) && ae.Err == "missing port in address":
 		h, p = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"), ""
 	case err != nil:
-		return "", 0, fmt.Errorf(prefix+"address %q is not host:port: %s", in, strings.TrimPrefix(err.Error(), "address "+addr+": "))
+		return "", 0, fmt.Errorf(errs.Prefix+"address %q is not host:port: %s", in, strings.TrimPrefix(err.Error(), "address "+addr+": "))
 	}
 	if h == "" {
-		return "", 0, fmt.Errorf(prefix+"address %q has no host", in)
+		return "", 0, fmt.Errorf(errs.Prefix+"address %q has no host", in)
 	}
 	if p == "" {
 		return h, 0, nil
 	}
 	if port, err = strconv.Atoi(p); err != nil || port <= 0 || port > 65535 {
-		return "", 0, fmt.Errorf(prefix+"address %q: port %q is not a number from 1 to 65535 (Azure Cache for Redis: %s, Azure Managed Redis: %s)", in, p, portCache, portManaged)
+		return "", 0, fmt.Errorf(errs.Prefix+"address %q: port %q is not a number from 1 to 65535 (Azure Cache for Redis: %s, Azure Managed Redis: %s)", in, p, portCache, portManaged)
 	}
 	return h, port, nil
 }
@@ -96,19 +99,18 @@ func redactURL(s string) string {
 // (ServerName), so that cluster nodes named by IP address are verified
 // against the host name too. With Options.Plaintext it returns nil, after
 // checking that every address is loopback (or that
-// Options.AllowPlaintextRemote is set). o may be nil.
-func TLSConfig(addrs []string, user *tls.Config, o *Options) (*tls.Config, error) {
+// Options.AllowPlaintextRemote is set).
+func TLSConfig(addrs []string, user *tls.Config, opts entratoken.Options) (*tls.Config, error) {
 	if len(addrs) == 0 {
-		return nil, errors.New(prefix + "no address")
+		return nil, errors.New(errs.Prefix + "no address")
 	}
-	opts := o.withDefaults()
 	if opts.Plaintext {
 		if user != nil {
-			return nil, errors.New(prefix + "Options.Plaintext is set together with a TLSConfig: choose one")
+			return nil, errors.New(errs.Prefix + "Options.Plaintext is set together with a TLSConfig: choose one")
 		}
 		for _, a := range addrs {
 			if h := hostOf(a); !IsLoopback(h) && !opts.AllowPlaintextRemote {
-				return nil, &wrapped{sentinel: ErrPlaintextRemote, detail: fmt.Sprintf("host %q: Azure requires TLS, and the token would cross the network in clear; remove Options.Plaintext (or set Options.AllowPlaintextRemote if you really mean it)", h)}
+				return nil, &errs.Wrapped{Sentinel: ErrPlaintextRemote, Detail: fmt.Sprintf("host %q: Azure requires TLS, and the token would cross the network in clear; remove Options.Plaintext (or set Options.AllowPlaintextRemote if you really mean it)", h)}
 			}
 		}
 		return nil, nil
@@ -143,3 +145,7 @@ func IsLoopback(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// ErrPlaintextRemote means Options.Plaintext was set for a host that is not
+// loopback without Options.AllowPlaintextRemote. The client layers export it.
+var ErrPlaintextRemote = errors.New(errs.Prefix + "plaintext refused for a non-loopback host")

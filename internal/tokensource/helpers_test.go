@@ -1,4 +1,4 @@
-package entratoken
+package tokensource
 
 import (
 	"context"

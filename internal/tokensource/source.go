@@ -1,6 +1,10 @@
-// Package entratoken keeps a Microsoft Entra access token fresh for Redis
-// clients, whatever the client library: it imports neither go-redis nor
-// rueidis. Package entraredis builds its go-redis clients on it.
+// Package tokensource is the token refresher that the client layers
+// (package entraredis for go-redis, package rueidisentra) share: a Source
+// keeps one credential's Microsoft Entra access token fresh, hands each new
+// token to the live connections, holds new connections back while the
+// server refuses the token, and runs the user's callbacks. It imports
+// neither go-redis nor rueidis. What users see of it is in package
+// entratoken: Options, Status, the events and the errors.
 //
 // A Source owns one credential's tokens. Its refresher goroutine is the only
 // caller of the credential's GetToken: it gets the first token at once, the
@@ -8,11 +12,13 @@
 // long as the Source is open. Each new token is handed to the subscribed
 // Listeners (one per live connection), one after another over
 // Options.ReauthSpread. Events (OnTokenRefreshed, OnRefreshFailed,
-// OnReauthFailed) run on a third goroutine, one after another.
+// OnReauthFailed, and the client layers' own through Post) run on a third
+// goroutine, one after another.
 //
 // The state of the token at any instant (no token yet, fresh, due, expired,
-// closed) is computed by one function; Token, WaitReady and Status all use it.
-package entratoken
+// closed) is computed by one function (entratoken.Status.StateAt); Token,
+// WaitReady and Status all use it.
+package tokensource
 
 import (
 	"context"
@@ -28,7 +34,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
-	"github.com/entraredis/entraredis/azevents"
+	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/internal/errs"
 )
 
 // Listener is one live connection (or one client-side hand-out target) that
@@ -39,38 +46,30 @@ type Listener interface {
 	OnToken(Token) // called with each new token, on the Source's hand-out goroutine; must not block
 }
 
-// ConnStats are a client layer's per-connection counts, for Status.
-type ConnStats struct {
-	Current   int // connections authenticated with the token in use
-	Older     int // connections still on an older token
-	Unmovable int // connections that cannot be moved now (blocked, RESP2-subscribed, retired)
-}
-
 // Source turns an azcore.TokenCredential into a stream of Redis tokens. It
 // is safe for concurrent use. Its String method, and every error it
 // returns, leave the token out.
 type Source struct {
 	cred    azcore.TokenCredential
-	opts    Options // defaults applied; never changes
-	initial timing  // the timing that applies while no token is held
+	opts    entratoken.Options // defaults applied; never changes
+	initial timing             // the timing that applies while no token is held
 	ev      *events
 
 	requests       atomic.Int64 // GetToken calls
 	reauthFailures atomic.Int64 // refused AUTHs reported by ReportReauth
 	reauths        atomic.Int64 // accepted AUTHs reported by ReportReauth
-	maintenance    azevents.Tracker
 
-	mu          sync.Mutex            // guards the fields below
-	tok         *token                // the token in use; nil until the first success
-	closed      bool                  // Close was called
-	listeners   map[Listener]struct{} // subscribed connections
-	nextRefresh time.Time             // when the refresher next asks the credential
-	lastErr     error                 // the last failure, nil after a success
-	lastErrAt   time.Time             // when lastErr happened
-	failures    int                   // failed attempts since the last success
-	failedKinds map[FailureKind]int64 // failed attempts since the start, by kind
-	connStats   func() ConnStats      // set by SetConnStats; nil for none
-	gate        dialGate              // the server's refusal of the token in use for new connections (see ReportDialAuth)
+	mu          sync.Mutex                       // guards the fields below
+	tok         *token                           // the token in use; nil until the first success
+	closed      bool                             // Close was called
+	listeners   map[Listener]struct{}            // subscribed connections
+	nextRefresh time.Time                        // when the refresher next asks the credential
+	lastErr     error                            // the last failure, nil after a success
+	lastErrAt   time.Time                        // when lastErr happened
+	failures    int                              // failed attempts since the last success
+	failedKinds map[entratoken.FailureKind]int64 // failed attempts since the start, by kind
+	connStats   func() entratoken.ConnStats      // set by SetConnStats; nil for none
+	gate        dialGate                         // the server's refusal of the token in use for new connections (see ReportDialAuth)
 
 	firstDone chan struct{}      // closed by the refresher when its first attempt has finished
 	runCtx    context.Context    // ends at Close: stops the refresher and the hand-outs
@@ -82,15 +81,15 @@ type Source struct {
 // NewSource returns a Source for cred and starts its refresher, which asks
 // for the first token at once. opts may be nil (all defaults). It does not
 // wait for the first token: WaitReady does. Close stops it.
-func NewSource(cred azcore.TokenCredential, opts *Options) (*Source, error) {
+func NewSource(cred azcore.TokenCredential, opts *entratoken.Options) (*Source, error) {
 	if err := checkCredential(cred); err != nil {
 		return nil, err
 	}
-	o := opts.withDefaults()
+	o := withDefaults(opts)
 	s := &Source{
 		cred:      safeCredential{cred},
 		opts:      o,
-		initial:   o.timingFor(unknownLife),
+		initial:   timingFor(&o, unknownLife),
 		listeners: make(map[Listener]struct{}),
 		firstDone: make(chan struct{}),
 		done:      make(chan struct{}),
@@ -106,12 +105,12 @@ func NewSource(cred azcore.TokenCredential, opts *Options) (*Source, error) {
 // credential constructor whose error was ignored leaves behind.
 func checkCredential(cred azcore.TokenCredential) error {
 	if cred == nil {
-		return errors.New(prefix + "no credential: pass an azcore.TokenCredential, such as the one azidentity.NewDefaultAzureCredential returns")
+		return errors.New(errs.Prefix + "no credential: pass an azcore.TokenCredential, such as the one azidentity.NewDefaultAzureCredential returns")
 	}
 	switch v := reflect.ValueOf(cred); v.Kind() {
 	case reflect.Pointer, reflect.Interface, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice:
 		if v.IsNil() {
-			return fmt.Errorf(prefix+"the credential is a nil %T: its constructor probably failed and its error was not checked", cred)
+			return fmt.Errorf(errs.Prefix+"the credential is a nil %T: its constructor probably failed and its error was not checked", cred)
 		}
 	}
 	return nil
@@ -126,10 +125,10 @@ func (s *Source) WaitReady(ctx context.Context) error {
 	case <-s.firstDone:
 	case <-s.runCtx.Done():
 	case <-ctx.Done():
-		return &wrapped{
-			sentinel: ErrNoValidToken,
-			detail:   fmt.Sprintf("the caller's context ended before the first token for scope %q arrived (the credential is still being asked; Options.AttemptTimeout bounds each attempt)", s.opts.Scope),
-			cause:    ctx.Err(),
+		return &errs.Wrapped{
+			Sentinel: entratoken.ErrNoValidToken,
+			Detail:   fmt.Sprintf("the caller's context ended before the first token for scope %q arrived (the credential is still being asked; Options.AttemptTimeout bounds each attempt)", s.opts.Scope),
+			Cause:    ctx.Err(),
 		}
 	}
 	_, err := s.Token()
@@ -148,24 +147,24 @@ func (s *Source) Token() (Token, error) {
 // tokenLocked is Token with s.mu held.
 func (s *Source) tokenLocked(now time.Time) (Token, error) {
 	switch s.tok.state(s.closed, now) {
-	case StateFresh, StateDue:
+	case entratoken.StateFresh, entratoken.StateDue:
 		return Token{s.tok}, nil
-	case StateClosed:
-		return Token{}, ErrClosed
-	case StateExpired:
+	case entratoken.StateClosed:
+		return Token{}, entratoken.ErrClosed
+	case entratoken.StateExpired:
 		if s.lastErr != nil {
-			return Token{}, &wrapped{sentinel: ErrNoValidToken, cause: s.lastErr}
+			return Token{}, &errs.Wrapped{Sentinel: entratoken.ErrNoValidToken, Cause: s.lastErr}
 		}
-		return Token{}, &wrapped{sentinel: ErrNoValidToken, detail: fmt.Sprintf("the token expired at %s and no new one was received yet", s.tok.expiresOn.Format(time.RFC3339))}
+		return Token{}, &errs.Wrapped{Sentinel: entratoken.ErrNoValidToken, Detail: fmt.Sprintf("the token expired at %s and no new one was received yet", s.tok.expiresOn.Format(time.RFC3339))}
 	default: // StateNoToken
 		if s.lastErr != nil {
-			return Token{}, &wrapped{sentinel: ErrNoValidToken, cause: s.lastErr}
+			return Token{}, &errs.Wrapped{Sentinel: entratoken.ErrNoValidToken, Cause: s.lastErr}
 		}
 		select {
 		case <-s.firstDone:
-			return Token{}, &wrapped{sentinel: ErrNoValidToken, detail: fmt.Sprintf("the first token was not received within %s", s.opts.AttemptTimeout)}
+			return Token{}, &errs.Wrapped{Sentinel: entratoken.ErrNoValidToken, Detail: fmt.Sprintf("the first token was not received within %s", s.opts.AttemptTimeout)}
 		default:
-			return Token{}, &wrapped{sentinel: ErrNoValidToken, detail: "the first token has not been received yet"}
+			return Token{}, &errs.Wrapped{Sentinel: entratoken.ErrNoValidToken, Detail: "the first token has not been received yet"}
 		}
 	}
 }
@@ -248,13 +247,13 @@ func (s *Source) ReportReauth(err error) {
 	s.reauthFailures.Add(1)
 	s.opts.Logger.Warn("entraredis: the server refused an AUTH with the token in use", "err", err)
 	if f := s.opts.OnReauthFailed; f != nil {
-		s.ev.post(func() { f(ReauthFailed{Err: err}) })
+		s.ev.post(func() { f(entratoken.ReauthFailed{Err: err}) })
 	}
 }
 
 // SetConnStats gives the Source a function that counts the client layer's
 // connections, for Status.Conns. Status calls it without holding any lock.
-func (s *Source) SetConnStats(f func() ConnStats) {
+func (s *Source) SetConnStats(f func() entratoken.ConnStats) {
 	s.mu.Lock()
 	s.connStats = f
 	s.mu.Unlock()
@@ -267,7 +266,7 @@ func (s *Source) Scope() string { return s.opts.Scope }
 func (s *Source) Logger() *slog.Logger { return s.opts.Logger }
 
 // Options returns the options in use, every default applied.
-func (s *Source) Options() Options { return s.opts }
+func (s *Source) Options() entratoken.Options { return s.opts }
 
 // Close stops the refresher and the hand-out, forgets every listener, and
 // drops the events not delivered yet: no callback starts once Close has
@@ -296,44 +295,11 @@ func (s *Source) String() string {
 // Format describes the source without the token, whatever the verb.
 func (s *Source) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
 
-// Status is a snapshot of a Source for health checks and dashboards.
-type Status struct {
-	State               TokenState            // the token's state when the snapshot was taken
-	Username            string                // the Redis user name in use; Options.Username before the first token
-	ExpiresOn           time.Time             // expiry of the token in use; zero before the first token
-	LastRefresh         time.Time             // when the token in use was received
-	NextRefresh         time.Time             // when the refresher next asks the credential; zero after Close
-	Rotations           int64                 // tokens installed after the first one
-	TokenRequests       int64                 // GetToken calls, retries included
-	ConsecutiveFailures int                   // failed attempts since the last success
-	LastError           error                 // the last failure, nil after a success
-	LastErrorAt         time.Time             // when LastError happened
-	Connections         int                   // connections subscribed to token updates
-	Conns               ConnStats             // the client layer's per-connection counts (see Source.SetConnStats)
-	ReauthFailures      int64                 // AUTHs the server refused (see Source.ReportReauth)
-	Dial                DialState             // whether new connections are dialed: DialOpen, or held back after the server refused the token in use (see Source.ReportDialAuth)
-	RefusedUntil        time.Time             // with DialRefused: when the next new connection is tried; zero otherwise
-	DialRefusals        int64                 // refused authentications of new connections (see Source.ReportDialAuth)
-	Reauths             int64                 // AUTHs with a new token the server accepted on live connections (see Source.ReportReauth)
-	RefreshFailures     map[FailureKind]int64 // failed refresh attempts since the start, by kind (FailureKindOf); nil before the first
-	Maintenance         azevents.Status       // Azure maintenance events seen (see Options.MaintenanceEvents): the last one, the next announced maintenance, counts
-	DroppedEvents       int64                 // events dropped because a callback was too slow (see Options)
-	Closed              bool                  // Close was called: nothing is refreshed any more
-}
-
-// Valid reports whether the status has a usable token at now (one that has
-// not expired, with the same margin that new connections get), on a Source
-// that is not closed, that the server has not refused for a new connection
-// (Dial is DialOpen): what a health check wants to know.
-func (s Status) Valid(now time.Time) bool {
-	return s.Dial == DialOpen && tokenState(s.Closed, s.LastRefresh, s.ExpiresOn, s.NextRefresh, now).Usable()
-}
-
 // Status returns a snapshot of the token and the refresher.
-func (s *Source) Status() Status {
+func (s *Source) Status() entratoken.Status {
 	now := time.Now()
 	s.mu.Lock()
-	st := Status{
+	st := entratoken.Status{
 		State:               s.tok.state(s.closed, now),
 		Username:            s.opts.Username,
 		NextRefresh:         s.nextRefresh,
@@ -355,14 +321,13 @@ func (s *Source) Status() Status {
 		st.Username, st.ExpiresOn, st.LastRefresh = t.username, t.expiresOn, t.received
 		st.Rotations = int64(t.generation - 1)
 		st.Dial = s.gate.state(t.generation, now)
-		if st.Dial == DialRefused {
+		if st.Dial == entratoken.DialRefused {
 			st.RefusedUntil = s.gate.until
 		}
 	}
 	conns := s.connStats
 	s.mu.Unlock()
 	st.DroppedEvents = s.ev.droppedCount()
-	st.Maintenance = s.maintenance.Status()
 	if conns != nil {
 		st.Conns = conns()
 	}

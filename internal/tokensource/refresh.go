@@ -1,4 +1,4 @@
-package entratoken
+package tokensource
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/cenkalti/backoff/v5"
+
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // refresher is the state that only the refresher goroutine touches: it lives
@@ -106,9 +108,9 @@ func (r *refresher) handle(tok *token, err error, now time.Time) time.Time {
 		s.failures++
 		s.lastErr, s.lastErrAt = err, now
 		if s.failedKinds == nil {
-			s.failedKinds = make(map[FailureKind]int64)
+			s.failedKinds = make(map[entratoken.FailureKind]int64)
 		}
-		s.failedKinds[FailureKindOf(err)]++
+		s.failedKinds[entratoken.FailureKindOf(err)]++
 	}
 	failures := s.failures
 	s.nextRefresh = next
@@ -163,7 +165,7 @@ func (r *refresher) fetch(ctx context.Context) (*token, error) {
 		}
 		return newToken(&s.opts, res.at, time.Now())
 	case <-ctx.Done():
-		return nil, &TokenError{Scope: s.opts.Scope, Err: ctx.Err()}
+		return nil, &entratoken.TokenError{Scope: s.opts.Scope, Err: ctx.Err()}
 	}
 }
 
@@ -188,8 +190,8 @@ func (e *panicError) Error() string {
 }
 
 // newTokenError wraps an error of the credential.
-func newTokenError(scope string, err error) *TokenError {
-	te := &TokenError{Scope: scope, Err: err}
+func newTokenError(scope string, err error) *entratoken.TokenError {
+	te := &entratoken.TokenError{Scope: scope, Err: err}
 	if pe, ok := err.(*panicError); ok {
 		te.Panic = pe.value
 	}
@@ -345,27 +347,27 @@ func (r *refresher) reportRefreshed(tok *token, next time.Time, rotation bool) {
 	}
 	o.Logger.Info(msg, "user", tok.username, "expires_on", tok.expiresOn, "refresh_at", next, "attempts", r.attempts)
 	if f := o.OnTokenRefreshed; f != nil {
-		e := TokenRefreshed{Username: tok.username, ExpiresOn: tok.expiresOn, RefreshAt: next, Attempts: r.attempts}
+		e := entratoken.TokenRefreshed{Username: tok.username, ExpiresOn: tok.expiresOn, RefreshAt: next, Attempts: r.attempts}
 		r.s.ev.post(func() { f(e) })
 	}
 }
 
 // reportFailed logs a failed attempt, at a level that depends on the state
 // of the token in use, and queues its OnRefreshFailed event.
-func (r *refresher) reportFailed(err error, attempt int, next, exp time.Time, state TokenState) {
+func (r *refresher) reportFailed(err error, attempt int, next, exp time.Time, state entratoken.TokenState) {
 	o := &r.s.opts
 	level := slog.LevelWarn
 	msg := "entraredis: token refresh failed; connections keep the current token"
 	switch state {
-	case StateNoToken:
+	case entratoken.StateNoToken:
 		msg = "entraredis: could not get a token yet; retrying"
-	case StateExpired:
+	case entratoken.StateExpired:
 		level = slog.LevelError
 		msg = "entraredis: token refresh failed and no valid token is held; new connections fail until a refresh succeeds"
 	}
 	o.Logger.Log(context.Background(), level, msg, "attempt", attempt, "next_retry", next, "expires_on", exp, "err", err)
 	if f := o.OnRefreshFailed; f != nil {
-		e := RefreshFailed{Attempt: attempt, Err: err, NextRetry: next, ExpiresOn: exp}
+		e := entratoken.RefreshFailed{Attempt: attempt, Err: err, NextRetry: next, ExpiresOn: exp}
 		r.s.ev.post(func() { f(e) })
 	}
 }

@@ -1,4 +1,4 @@
-package entratoken
+package tokensource
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // serverReply is a server's error reply, as a client library returns it.
@@ -46,21 +47,21 @@ func probeTimes(t *testing.T, s *Source, n int) []time.Duration {
 
 func TestDialGateBacksOffAndProbes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(Options{RetryMaxDelay: 6 * time.Second}))
+		s, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(entratoken.Options{RetryMaxDelay: 6 * time.Second}))
 		defer s.Close()
 		if err := s.DialErr(); err != nil {
 			t.Fatalf("a new source: DialErr = %v", err)
 		}
-		if st := s.Status(); st.Dial != DialOpen || !st.RefusedUntil.IsZero() || !st.Valid(time.Now()) {
+		if st := s.Status(); st.Dial != entratoken.DialOpen || !st.RefusedUntil.IsZero() || !st.Valid(time.Now()) {
 			t.Fatalf("a new source: %+v", st)
 		}
 		start := time.Now()
 		s.ReportDialAuth(wrongPass)
 		err := s.DialErr()
 		var re *RefusedError
-		var ae *AuthError
+		var ae *entratoken.AuthError
 		var reply interface{ RedisError() }
-		if !errors.As(err, &re) || !errors.Is(err, ErrTokenRefused) || !errors.As(err, &ae) || !errors.As(err, &reply) {
+		if !errors.As(err, &re) || !errors.Is(err, entratoken.ErrTokenRefused) || !errors.As(err, &ae) || !errors.As(err, &reply) {
 			t.Fatalf("DialErr after a refusal = %v (%T), want a RefusedError wrapping the explained reply", err, err)
 		}
 		if re.RetryIn != time.Second || strings.Count(err.Error(), "entraredis:") != 1 ||
@@ -68,7 +69,7 @@ func TestDialGateBacksOffAndProbes(t *testing.T) {
 			t.Fatalf("DialErr = %q, want the reply, one prefix, the hint and the 1 s wait", err)
 		}
 		st := s.Status()
-		if st.Dial != DialRefused || !st.RefusedUntil.Equal(start.Add(time.Second)) || st.DialRefusals != 1 || st.Valid(time.Now()) {
+		if st.Dial != entratoken.DialRefused || !st.RefusedUntil.Equal(start.Add(time.Second)) || st.DialRefusals != 1 || st.Valid(time.Now()) {
 			t.Fatalf("status while refused: dial %v until %v, %d refusals, valid %v", st.Dial, st.RefusedUntil.Sub(start), st.DialRefusals, st.Valid(time.Now()))
 		}
 		time.Sleep(time.Second - time.Millisecond)
@@ -76,7 +77,7 @@ func TestDialGateBacksOffAndProbes(t *testing.T) {
 			t.Fatal("a dial allowed before the first second")
 		}
 		time.Sleep(time.Millisecond)
-		if st := s.Status(); st.Dial != DialProbe {
+		if st := s.Status(); st.Dial != entratoken.DialProbe {
 			t.Fatalf("after the wait: %v, want probe", st.Dial)
 		}
 		// The waits after the first: each probe refused doubles it up to 6 s.
@@ -93,7 +94,7 @@ func TestDialGateBacksOffAndProbes(t *testing.T) {
 		if err := s.DialErr(); err != nil {
 			t.Fatalf("after an accepted connection: %v", err)
 		}
-		if st := s.Status(); st.Dial != DialOpen || st.DialRefusals != 8 || !st.Valid(time.Now()) {
+		if st := s.Status(); st.Dial != entratoken.DialOpen || st.DialRefusals != 8 || !st.Valid(time.Now()) {
 			t.Fatalf("after an accepted connection: %+v", st)
 		}
 		s.ReportDialAuth(wrongPass)
@@ -107,7 +108,7 @@ func TestDialGateBacksOffAndProbes(t *testing.T) {
 // unused) does not hold the gate: the next one comes after the doubled wait.
 func TestDialGateLostProbe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(Options{}))
+		s, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(entratoken.Options{}))
 		defer s.Close()
 		s.ReportDialAuth(wrongPass)
 		time.Sleep(time.Second)
@@ -129,7 +130,7 @@ func TestDialGateLostProbe(t *testing.T) {
 func TestDialGateNewTokenReopens(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// 8-second tokens: margin 4 s, RetryMaxDelay capped at 1 s, rotation 4 s in.
-		s, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: 8 * time.Second}, (&recorder{}).options(Options{RefreshJitter: -1}))
+		s, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: 8 * time.Second}, (&recorder{}).options(entratoken.Options{RefreshJitter: -1}))
 		defer s.Close()
 		s.ReportDialAuth(wrongPass)
 		var re *RefusedError
@@ -137,12 +138,12 @@ func TestDialGateNewTokenReopens(t *testing.T) {
 			t.Fatalf("DialErr = %v, want a 1 s wait (capped by the token's timing)", s.DialErr())
 		}
 		probeTimes(t, s, 2) // capped at 1 s: probes at 1 s and 2 s
-		if st := s.Status(); st.Dial != DialRefused || st.Rotations != 0 {
+		if st := s.Status(); st.Dial != entratoken.DialRefused || st.Rotations != 0 {
 			t.Fatalf("before the rotation: %+v", st)
 		}
 		time.Sleep(2*time.Second + time.Millisecond)
 		synctest.Wait()
-		if st := s.Status(); st.Rotations != 1 || st.Dial != DialOpen {
+		if st := s.Status(); st.Rotations != 1 || st.Dial != entratoken.DialOpen {
 			t.Fatalf("after the rotation: rotations %d, dial %v; want the new token open", st.Rotations, st.Dial)
 		}
 		if err := s.DialErr(); err != nil {
@@ -155,7 +156,7 @@ func TestDialGateNewTokenReopens(t *testing.T) {
 // 4-second token (margin 2 s) waits at most 500 ms.
 func TestDialGateShortTokens(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: 4 * time.Second}, (&recorder{}).options(Options{}))
+		s, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: 4 * time.Second}, (&recorder{}).options(entratoken.Options{}))
 		defer s.Close()
 		s.ReportDialAuth(wrongPass)
 		got := probeTimes(t, s, 2)
@@ -172,20 +173,20 @@ func TestDialGateWithoutToken(t *testing.T) {
 		is := newIssuer(t)
 		cred := is.NewCredential(entraredistest.CredentialOptions{})
 		cred.FailFor(time.Hour, nil)
-		s, err := NewSource(cred, (&recorder{}).options(Options{}))
+		s, err := NewSource(cred, (&recorder{}).options(entratoken.Options{}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		s.WaitReady(t.Context())
 		s.ReportDialAuth(wrongPass)
-		if err := s.DialErr(); !errors.Is(err, ErrNoValidToken) || errors.Is(err, ErrTokenRefused) {
+		if err := s.DialErr(); !errors.Is(err, entratoken.ErrNoValidToken) || errors.Is(err, entratoken.ErrTokenRefused) {
 			t.Fatalf("without a token: %v, want ErrNoValidToken", err)
 		}
-		if st := s.Status(); st.DialRefusals != 0 || st.Dial != DialOpen {
+		if st := s.Status(); st.DialRefusals != 0 || st.Dial != entratoken.DialOpen {
 			t.Fatalf("a refusal without a token was recorded: %+v", st)
 		}
 		s.Close()
-		if err := s.DialErr(); !errors.Is(err, ErrClosed) {
+		if err := s.DialErr(); !errors.Is(err, entratoken.ErrClosed) {
 			t.Fatalf("after Close: %v", err)
 		}
 	})
@@ -195,18 +196,18 @@ func TestDialGateWithoutToken(t *testing.T) {
 // AuthError yet is explained with the token's user name and scope.
 func TestReportDialAuthExplainsPlainErrors(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(Options{}))
+		s, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(entratoken.Options{}))
 		defer s.Close()
 		s.ReportDialAuth(wrongPass)
 		var re *RefusedError
-		if !errors.As(s.DialErr(), &re) || re.Auth.Username != cred.ObjectID() || re.Auth.Scope != DefaultScope || re.Hint() != re.Auth.Hint() {
+		if !errors.As(s.DialErr(), &re) || re.Auth.Username != cred.ObjectID() || re.Auth.Scope != entratoken.DefaultScope || re.Hint() != re.Auth.Hint() {
 			t.Fatalf("refusal %+v, want one explained for user %s", re, cred.ObjectID())
 		}
 	})
 }
 
 func TestDialStateString(t *testing.T) {
-	for s, want := range map[DialState]string{DialOpen: "open", DialRefused: "refused", DialProbe: "probe", 7: "DialState(7)"} {
+	for s, want := range map[entratoken.DialState]string{entratoken.DialOpen: "open", entratoken.DialRefused: "refused", entratoken.DialProbe: "probe", 7: "DialState(7)"} {
 		if s.String() != want {
 			t.Errorf("%d: %q, want %q", int(s), s.String(), want)
 		}
@@ -217,7 +218,7 @@ func TestDialStateString(t *testing.T) {
 // health dial) hands the probe to the next dial, at the same wait.
 func TestDialGateProbeUnused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(Options{}))
+		s, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(entratoken.Options{}))
 		defer s.Close()
 		s.ProbeUnused() // nothing refused: nothing to do
 		if err := s.DialErr(); err != nil {

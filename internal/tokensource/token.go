@@ -1,4 +1,4 @@
-package entratoken
+package tokensource
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
+	"github.com/entraredis/entraredis/entratoken"
 	"github.com/entraredis/entraredis/internal/claims"
 )
 
@@ -93,89 +94,35 @@ func (t Token) Format(f fmt.State, _ rune) { io.WriteString(f, t.String()) }
 // Format describes the token without the secret, whatever the verb.
 func (t token) Format(f fmt.State, _ rune) { io.WriteString(f, Token{&t}.String()) }
 
-// TokenState is the state of a Source's token at one instant. Every caller
-// gets it from one function (tokenState), and decides with one switch.
-type TokenState int
-
-// The states of a token, in the order a Source goes through them.
-const (
-	StateNoToken TokenState = iota // no token received yet
-	StateFresh                     // a usable token; its refresh is not due yet
-	StateDue                       // a usable token; the refresher is asking for the next one
-	StateExpired                   // the token expired (or is about to) and no new one was received
-	StateClosed                    // Close was called
-)
-
-// String returns the state's name.
-func (s TokenState) String() string {
-	switch s {
-	case StateNoToken:
-		return "no token"
-	case StateFresh:
-		return "fresh"
-	case StateDue:
-		return "due"
-	case StateExpired:
-		return "expired"
-	case StateClosed:
-		return "closed"
-	}
-	return fmt.Sprintf("TokenState(%d)", int(s))
-}
-
-// Usable reports whether a new connection can authenticate with the token
-// in this state (StateFresh or StateDue).
-func (s TokenState) Usable() bool { return s == StateFresh || s == StateDue }
-
-// tokenState is the one function that says what state a token is in at now.
-// received and expiresOn are zero when no token is held; refreshAt is when
-// the refresher starts asking for the next one. A token is expired a little
-// before its expiry (a twentieth of its life, at most a second), so that a
-// connection does not authenticate with a token that expires during the
-// handshake.
-func tokenState(closed bool, received, expiresOn, refreshAt, now time.Time) TokenState {
-	switch {
-	case closed:
-		return StateClosed
-	case expiresOn.IsZero():
-		return StateNoToken
-	case !now.Before(expiresOn.Add(-min(time.Second, expiresOn.Sub(received)/20))):
-		return StateExpired
-	case !now.Before(refreshAt):
-		return StateDue
-	default:
-		return StateFresh
-	}
-}
-
 // state is t's state at now, on a Source that is closed or not.
-func (t *token) state(closed bool, now time.Time) TokenState {
-	if t == nil {
-		return tokenState(closed, time.Time{}, time.Time{}, time.Time{}, now)
+func (t *token) state(closed bool, now time.Time) entratoken.TokenState {
+	st := entratoken.Status{Closed: closed}
+	if t != nil {
+		st.LastRefresh, st.ExpiresOn, st.NextRefresh = t.received, t.expiresOn, t.refreshAt
 	}
-	return tokenState(closed, t.received, t.expiresOn, t.refreshAt, now)
+	return st.StateAt(now)
 }
 
 // newToken reads the user name and expiry of an access token received at
 // now. Its errors are TokenErrors that never contain the token.
-func newToken(o *Options, at azcore.AccessToken, now time.Time) (*token, error) {
+func newToken(o *entratoken.Options, at azcore.AccessToken, now time.Time) (*token, error) {
 	cl, err := claims.Parse(at.Token)
 	if err != nil {
-		return nil, &TokenError{Scope: o.Scope, Err: err}
+		return nil, &entratoken.TokenError{Scope: o.Scope, Err: err}
 	}
 	user := o.Username
 	if user == "" {
 		user = cl.ObjectID
 	}
 	if user == "" {
-		return nil, &TokenError{Scope: o.Scope, Err: ErrNoObjectID}
+		return nil, &entratoken.TokenError{Scope: o.Scope, Err: entratoken.ErrNoObjectID}
 	}
 	exp := cl.ExpiresAt // the server enforces the claim; trust the earlier of the two
 	if !at.ExpiresOn.IsZero() && at.ExpiresOn.Before(exp) {
 		exp = at.ExpiresOn
 	}
 	if !exp.After(now) {
-		return nil, &TokenError{Scope: o.Scope, Err: fmt.Errorf("the credential returned a token that expired at %s", exp.Format(time.RFC3339))}
+		return nil, &entratoken.TokenError{Scope: o.Scope, Err: fmt.Errorf("the credential returned a token that expired at %s", exp.Format(time.RFC3339))}
 	}
 	return &token{
 		username:  user,
@@ -183,6 +130,6 @@ func newToken(o *Options, at azcore.AccessToken, now time.Time) (*token, error) 
 		expiresOn: exp,
 		refreshOn: at.RefreshOn,
 		received:  now,
-		tm:        o.timingFor(exp.Sub(now)),
+		tm:        timingFor(o, exp.Sub(now)),
 	}, nil
 }

@@ -1,4 +1,4 @@
-package entratoken
+package tokensource
 
 import (
 	"context"
@@ -13,25 +13,26 @@ import (
 	"time"
 
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 // recorder collects the refresher's events.
 type recorder struct {
 	mu        sync.Mutex
-	refreshed []TokenRefreshed
-	failed    []RefreshFailed
+	refreshed []entratoken.TokenRefreshed
+	failed    []entratoken.RefreshFailed
 	at        []time.Time // when each refreshed event happened
 }
 
-func (r *recorder) options(o Options) *Options {
+func (r *recorder) options(o entratoken.Options) *entratoken.Options {
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	o.OnTokenRefreshed = func(e TokenRefreshed) {
+	o.OnTokenRefreshed = func(e entratoken.TokenRefreshed) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.refreshed = append(r.refreshed, e)
 		r.at = append(r.at, time.Now())
 	}
-	o.OnRefreshFailed = func(e RefreshFailed) {
+	o.OnRefreshFailed = func(e entratoken.RefreshFailed) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.failed = append(r.failed, e)
@@ -56,7 +57,7 @@ func newIssuer(t *testing.T) *entraredistest.Issuer {
 
 // startCreds starts Credentials over an emulated credential and waits for the
 // first token. It must run inside a synctest bubble.
-func startCreds(t *testing.T, co entraredistest.CredentialOptions, o *Options) (*Source, *entraredistest.Credential) {
+func startCreds(t *testing.T, co entraredistest.CredentialOptions, o *entratoken.Options) (*Source, *entraredistest.Credential) {
 	t.Helper()
 	cred := newIssuer(t).NewCredential(co)
 	c, err := NewSource(cred, o)
@@ -79,7 +80,7 @@ func TestFirstRefreshTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var r recorder
 		start := time.Now()
-		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, r.options(Options{}))
+		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, r.options(entratoken.Options{}))
 		defer c.Close()
 		exp := start.Add(time.Hour)
 		earliest := exp.Add(-DefaultRefreshBefore - DefaultRefreshJitter)
@@ -110,7 +111,7 @@ func TestRefreshJitterBounds(t *testing.T) {
 		seen := map[time.Duration]bool{}
 		for range n {
 			start := time.Now()
-			c, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(Options{RefreshJitter: jitter}))
+			c, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(entratoken.Options{RefreshJitter: jitter}))
 			next := c.Status().NextRefresh
 			c.Close()
 			before := start.Add(time.Hour).Sub(next) // how long before expiry it refreshes
@@ -130,7 +131,7 @@ func TestRefreshOnIsHonouredAndShortTokensDoNotSpin(t *testing.T) {
 		// A 4-second token with the 10-minute default margin: the margin is
 		// capped at half the life, so the refresher asks about every 2 s, not in
 		// a loop.
-		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: 4 * time.Second}, (&recorder{}).options(Options{}))
+		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: 4 * time.Second}, (&recorder{}).options(entratoken.Options{}))
 		defer c.Close()
 		time.Sleep(20 * time.Second)
 		synctest.Wait()
@@ -148,7 +149,7 @@ func TestSameTokenAgainIsRetriedUntilTheCacheLetsGo(t *testing.T) {
 		var r recorder
 		start := time.Now()
 		// azidentity returns its cached token until 5 minutes remain.
-		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour, CacheWindow: 5 * time.Minute}, r.options(Options{}))
+		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour, CacheWindow: 5 * time.Minute}, r.options(entratoken.Options{}))
 		defer c.Close()
 		exp := start.Add(time.Hour)
 
@@ -184,7 +185,7 @@ func TestFailureThenRecoveryKeepsTheTokenValid(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var r recorder
 		start := time.Now()
-		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, r.options(Options{RefreshJitter: time.Nanosecond}))
+		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, r.options(entratoken.Options{RefreshJitter: time.Nanosecond}))
 		defer c.Close()
 		refreshAt := c.Status().NextRefresh
 		sleepUntil(refreshAt.Add(-time.Second))
@@ -235,17 +236,17 @@ func TestFailurePastExpiryThenRecovery(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var r recorder
 		start := time.Now()
-		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, r.options(Options{}))
+		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, r.options(entratoken.Options{}))
 		defer c.Close()
 		cred.FailFor(time.Hour+10*time.Minute, nil)
 		outageEnd := time.Now().Add(time.Hour + 10*time.Minute)
 
 		sleepUntil(start.Add(time.Hour + time.Minute))
 		_, _, err := c.Attach(&listener{})
-		if !errors.Is(err, ErrNoValidToken) || !errors.Is(err, entraredistest.ErrInjected) {
+		if !errors.Is(err, entratoken.ErrNoValidToken) || !errors.Is(err, entraredistest.ErrInjected) {
 			t.Fatalf("Subscribe after expiry = %v, want ErrNoValidToken wrapping the last failure", err)
 		}
-		if err := c.ready(); !errors.Is(err, ErrNoValidToken) {
+		if err := c.ready(); !errors.Is(err, entratoken.ErrNoValidToken) {
 			t.Fatalf("ready() after expiry = %v: new connections would be dialed for nothing", err)
 		}
 		requests := cred.Requests()
@@ -268,7 +269,7 @@ func TestFailurePastExpiryThenRecovery(t *testing.T) {
 
 func TestCloseDuringRetryStopsTheRefresher(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(Options{}))
+		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(entratoken.Options{}))
 		cred.FailFor(24*time.Hour, nil)
 		time.Sleep(55 * time.Minute) // retrying by now
 		synctest.Wait()
@@ -282,7 +283,7 @@ func TestCloseDuringRetryStopsTheRefresher(t *testing.T) {
 		if cred.Requests() != requests {
 			t.Fatal("the refresher kept asking after Close")
 		}
-		if _, _, err := c.Attach(&listener{}); !errors.Is(err, ErrClosed) {
+		if _, _, err := c.Attach(&listener{}); !errors.Is(err, entratoken.ErrClosed) {
 			t.Fatalf("Subscribe after Close = %v, want ErrClosed", err)
 		}
 		c.Close() // idempotent
@@ -292,7 +293,7 @@ func TestCloseDuringRetryStopsTheRefresher(t *testing.T) {
 
 func TestCloseDuringSlowAttempt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(Options{}))
+		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(entratoken.Options{}))
 		cred.SetDelay(time.Hour) // the next attempt hangs until its timeout
 		time.Sleep(51 * time.Minute)
 		synctest.Wait()
@@ -304,7 +305,7 @@ func TestFirstTokenTimeoutSaysWhatFailed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cred := newIssuer(t).NewCredential(entraredistest.CredentialOptions{})
 		cred.SetDelay(time.Hour)
-		c, err := NewSource(cred, (&recorder{}).options(Options{AttemptTimeout: 3 * time.Second}))
+		c, err := NewSource(cred, (&recorder{}).options(entratoken.Options{AttemptTimeout: 3 * time.Second}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -314,14 +315,14 @@ func TestFirstTokenTimeoutSaysWhatFailed(t *testing.T) {
 		if waited := time.Since(start); waited != 3*time.Second {
 			t.Fatalf("WaitReady returned after %v, want the 3 s attempt timeout", waited)
 		}
-		var te *TokenError
+		var te *entratoken.TokenError
 		if !errors.As(err, &te) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %v, want a TokenError wrapping context.DeadlineExceeded", err)
 		}
-		if te.Scope != DefaultScope {
+		if te.Scope != entratoken.DefaultScope {
 			t.Fatalf("scope %q", te.Scope)
 		}
-		for _, want := range []string{DefaultScope, "timed out"} {
+		for _, want := range []string{entratoken.DefaultScope, "timed out"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Fatalf("error %q does not mention %q", err, want)
 			}
@@ -329,7 +330,7 @@ func TestFirstTokenTimeoutSaysWhatFailed(t *testing.T) {
 		// The caller's context bounds it too.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		c2, _ := NewSource(cred, (&recorder{}).options(Options{}))
+		c2, _ := NewSource(cred, (&recorder{}).options(entratoken.Options{}))
 		defer c2.Close()
 		start = time.Now()
 		if err := c2.WaitReady(ctx); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != time.Second {
@@ -367,7 +368,7 @@ func (l *listener) calls() (int, []time.Time, int) {
 
 func TestRotationIsSpreadOverListeners(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(Options{}))
+		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(entratoken.Options{}))
 		defer c.Close()
 		const n = 20
 		ls := make([]*listener, n)
@@ -427,7 +428,7 @@ func TestRotationIsSpreadOverListeners(t *testing.T) {
 
 func TestSubscribeDeduplicatesAndForgets(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(Options{}))
+		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(entratoken.Options{}))
 		defer c.Close()
 		l := &listener{}
 		creds, u1, err := c.Attach(l)
@@ -458,7 +459,7 @@ func newTextLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandl
 func TestNegativeJitterAndSpreadTurnThemOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
-		c, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(Options{RefreshJitter: -1, ReauthSpread: -1}))
+		c, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, (&recorder{}).options(entratoken.Options{RefreshJitter: -1, ReauthSpread: -1}))
 		defer c.Close()
 		if next := c.Status().NextRefresh; !next.Equal(start.Add(time.Hour - DefaultRefreshBefore)) {
 			t.Fatalf("refresh %v after start, want exactly %v with jitter off", next.Sub(start), time.Hour-DefaultRefreshBefore)
@@ -490,7 +491,7 @@ func TestNegativeJitterAndSpreadTurnThemOff(t *testing.T) {
 // rotation must stay cheap.
 func TestThreeMonthsOfRotations(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour, CacheWindow: 5 * time.Minute}, (&recorder{}).options(Options{}))
+		c, cred := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour, CacheWindow: 5 * time.Minute}, (&recorder{}).options(entratoken.Options{}))
 		defer c.Close()
 		rng := rand.New(rand.NewPCG(1, 2))
 		end := time.Now().Add(90 * 24 * time.Hour)

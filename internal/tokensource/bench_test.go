@@ -1,4 +1,4 @@
-package entratoken
+package tokensource
 
 // Micro-benchmarks of the token core. Run them with
 //
@@ -13,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/entraredis/entraredis/entraredistest"
+	"github.com/entraredis/entraredis/entratoken"
 	"github.com/entraredis/entraredis/internal/claims"
 )
 
@@ -25,8 +26,8 @@ func BenchmarkTokenParse(b *testing.B) {
 		b.Fatal(err)
 	}
 	cred := is.NewCredential(entraredistest.CredentialOptions{})
-	o := (&Options{}).withDefaults()
-	at, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{DefaultScope}})
+	o := withDefaults(&entratoken.Options{})
+	at, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{entratoken.DefaultScope}})
 	if err != nil {
 		b.Fatal(err)
 	}

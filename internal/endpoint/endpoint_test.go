@@ -1,4 +1,4 @@
-package entratoken
+package endpoint
 
 import (
 	"crypto/tls"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/entraredis/entraredis/entratoken"
 )
 
 func TestCheckAddr(t *testing.T) {
@@ -86,24 +88,24 @@ func TestSplitAddr(t *testing.T) {
 
 func TestTLSConfig(t *testing.T) {
 	user := &tls.Config{MinVersion: tls.VersionTLS10}
-	c, err := TLSConfig([]string{"c.redis.cache.windows.net:6380", "10.0.0.1:6380"}, user, nil)
+	c, err := TLSConfig([]string{"c.redis.cache.windows.net:6380", "10.0.0.1:6380"}, user, entratoken.Options{})
 	if err != nil || c.ServerName != "c.redis.cache.windows.net" || c.MinVersion != tls.VersionTLS12 {
 		t.Fatalf("TLSConfig = %+v, %v", c, err)
 	}
 	if user.MinVersion != tls.VersionTLS10 || user.ServerName != "" {
 		t.Fatal("the user's config was changed")
 	}
-	if c, err := TLSConfig([]string{"localhost:6379", "[::1]:6379"}, nil, &Options{Plaintext: true}); c != nil || err != nil {
+	if c, err := TLSConfig([]string{"localhost:6379", "[::1]:6379"}, nil, entratoken.Options{Plaintext: true}); c != nil || err != nil {
 		t.Fatalf("plaintext on loopback: %v, %v", c, err)
 	}
-	_, err = TLSConfig([]string{"localhost:6379", "cache.example.com:6379"}, nil, &Options{Plaintext: true})
+	_, err = TLSConfig([]string{"localhost:6379", "cache.example.com:6379"}, nil, entratoken.Options{Plaintext: true})
 	if !errors.Is(err, ErrPlaintextRemote) || !strings.Contains(err.Error(), "cache.example.com") || strings.Count(err.Error(), "entraredis:") != 1 {
 		t.Fatalf("plaintext to a remote host: %v", err)
 	}
-	if _, err := TLSConfig([]string{"cache.example.com:6379"}, nil, &Options{Plaintext: true, AllowPlaintextRemote: true}); err != nil {
+	if _, err := TLSConfig([]string{"cache.example.com:6379"}, nil, entratoken.Options{Plaintext: true, AllowPlaintextRemote: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := TLSConfig([]string{"localhost:6379"}, user, &Options{Plaintext: true}); err == nil {
+	if _, err := TLSConfig([]string{"localhost:6379"}, user, entratoken.Options{Plaintext: true}); err == nil {
 		t.Fatal("Plaintext with a TLSConfig accepted")
 	}
 }
