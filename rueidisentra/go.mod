@@ -9,7 +9,7 @@ require github.com/entraredis/entraredis/entraredistest/inprocess v0.1.0
 require (
 	github.com/Azure/azure-sdk-for-go/sdk/azcore v1.24.0
 	github.com/Azure/azure-sdk-for-go/sdk/azidentity v1.15.0
-	github.com/redis/rueidis v1.0.80
+	github.com/redis/rueidis v1.0.79
 	go.uber.org/goleak v1.3.0
 )
 
