@@ -115,6 +115,12 @@ type Config struct {
 	// OnRetire, when set, is called once when the connection is retired, on
 	// the goroutine that found the reason; it must not block.
 	OnRetire func(reason string)
+	// OnOwnAuth, when set, is called once, on the client's writing goroutine,
+	// when the client writes an AUTH of its own, or a HELLO with arguments
+	// other than a protocol version and SETNAME (its AUTH): from then on
+	// the connection may run as another identity than the wrapper's tokens
+	// (the connection is retired, see OnRetire). It must not block.
+	OnOwnAuth func()
 	// OnClose, when set, is called once by the first Close, after the
 	// connection is closed (to unsubscribe it from the token hand-out).
 	OnClose func()
@@ -610,6 +616,9 @@ func (c *Conn[T]) write(p []byte) error {
 			emit(start, tok)
 		}
 		c.curEmitted = false
+		if info.ownAuth && c.cfg.OnOwnAuth != nil {
+			c.cfg.OnOwnAuth() // once: the connection is retired, and writes pass through from now on
+		}
 		if info.retire != "" {
 			retired = true
 			break

@@ -90,6 +90,7 @@ type cmdInfo struct {
 	blocking bool   // a blocking command (outside a transaction)
 	retire   string // non-empty: the command makes the connection unaccountable
 	reset    bool   // RESET: the connection is unauthenticated after it
+	ownAuth  bool   // the client's own AUTH, or a HELLO with AUTH: the connection's identity may be another's
 }
 
 // state is the shared state of one connection: the owed-reply queue and
@@ -344,11 +345,13 @@ func (s *state) command(f *resp.Frame) cmdInfo {
 		plain()
 	case "AUTH":
 		s.retire("the application sent its own AUTH")
+		info.ownAuth = true
 		plain()
 	case "HELLO":
 		proto, ok := helloProto(f)
 		if !ok {
 			s.retire("a HELLO with arguments other than a protocol version and SETNAME (AUTH?)")
+			info.ownAuth = true
 			plain()
 			break
 		}
