@@ -240,6 +240,12 @@ type Conn[T Token] struct {
 	retireNoted bool                 // mu
 	wg          sync.WaitGroup       // the wrapper's goroutine (tend)
 
+	// readWaiting counts the client's Reads waiting for rmu while the
+	// wrapper's own reader (drain) may hold it; the Read increments it
+	// before it cuts the own read short, drain loads it after beginOwn and
+	// before each read (see drain).
+	readWaiting atomic.Int32
+
 	// The scanners last: a command or reply through the fast paths does not
 	// touch them (cmdMid and repMid say whether they are inside a frame).
 	cmd resp.Scanner // wmu: the commands written
@@ -675,7 +681,15 @@ func (c *Conn[T]) write(p []byte) error {
 // Read reads the server's bytes with the replies of the wrapper's AUTHs removed.
 func (c *Conn[T]) Read(p []byte) (n int, err error) {
 	drain := false
-	c.rmu.Lock()
+	if !c.rmu.TryLock() {
+		// The wrapper's own reader may hold the read side, blocked on the
+		// socket for an AUTH reply: cut it short, so that this Read runs
+		// under the client's deadline alone (see drain).
+		c.readWaiting.Add(1)
+		c.dl.cutOwnRead(c.nc)
+		c.rmu.Lock()
+		c.readWaiting.Add(-1)
+	}
 	defer func() {
 		c.rmu.Unlock()
 		if drain {
@@ -956,6 +970,12 @@ func (c *Conn[T]) drain() {
 		c.rbuf = make([]byte, 512)
 	}
 	for range 1000 {
+		if c.readWaiting.Load() > 0 {
+			// A Read of the client waits for the read side (it cut this
+			// read's deadline short, or will find it ended): it removes
+			// the AUTH replies itself, under its own deadline.
+			return
+		}
 		n, err := c.nc.Read(c.rbuf)
 		kept, ferr := c.filter(c.rbuf[:n])
 		c.carry = append(c.carry, c.rbuf[:kept]...)
