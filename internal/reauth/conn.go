@@ -19,9 +19,16 @@
 // is taken as blocking; a command longer than 4 KiB goes out as it comes and
 // gets no token moved in front of it: blocking commands are short.)
 //
+// CLIENT REPLY ON, OFF and SKIP are followed as redis-server runs them: a
+// command the server will not answer owes no reply, and no AUTH is written
+// while replies are off or right after SKIP (its reply would be suppressed);
+// CLIENT REPLY ON makes the connection movable again.
+//
 // When it meets something it cannot account for (the application's own AUTH,
-// a HELLO with AUTH, CLIENT REPLY, MONITOR, a subscribe command inside MULTI,
-// bytes that are not RESP, a reply to no command) the connection is retired:
+// a HELLO with AUTH, MONITOR, a subscribe command inside MULTI, CLIENT REPLY
+// inside MULTI or with another mode, a command that changes the connection's
+// state while its reply is suppressed, bytes that are not RESP, a reply to no
+// command) the connection is retired:
 // no AUTH is written on it again, it is reported as unmovable, and once the
 // replies of the AUTHs already written have been removed it passes bytes
 // through untouched. go-redis keeps using it until the server closes it when
