@@ -2,6 +2,7 @@ package entraredis_test
 
 import (
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -144,4 +145,30 @@ func TestNoPermAfterAppAuth(t *testing.T) {
 		t.Fatalf("SET after the application's own AUTH: %q, plain go-redis: %q", err, perr)
 	}
 	c.Close() // back to the pool: it keeps the application's authentication
+}
+
+// TestClientSideCacheRefused (issue 25.3): go-redis' client-side cache
+// cannot see invalidations between commands through the connection wrapper,
+// so NewClient refuses it with a clear error, before any token is fetched,
+// instead of serving stale values silently.
+func TestClientSideCacheRefused(t *testing.T) {
+	srv := entraredistest.NewServer(t, entraredistest.Options{})
+	cred := srv.Credential()
+	before := cred.Requests()
+	for _, o := range []*redis.Options{
+		{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: 3, ClientSideCacheConfig: &redis.ClientSideCacheConfig{}},
+		{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), Protocol: 3, ClientSideCache: redis.NewLocalCache(redis.ClientSideCacheConfig{})},
+	} {
+		rdb, err := entraredis.NewClient(t.Context(), cred, o, &entraredis.Options{Logger: quiet})
+		if err == nil {
+			rdb.Close()
+			t.Fatal("NewClient accepted go-redis' client-side cache")
+		}
+		if !strings.HasPrefix(err.Error(), "entraredis: ") || !strings.Contains(err.Error(), "client-side cache") || !strings.Contains(err.Error(), "leave both options nil") {
+			t.Fatalf("error %q does not say what is refused and what to do", err)
+		}
+	}
+	if cred.Requests() != before {
+		t.Fatal("a token was fetched for a client that was refused")
+	}
 }

@@ -154,6 +154,9 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Op
 	if o.Addr == "" {
 		return nil, errors.New("entraredis: redis.Options.Addr is empty: set it to the cache's host:port, for example NAME.redis.cache.windows.net:6380")
 	}
+	if err := refuseClientSideCache(&o); err != nil {
+		return nil, err
+	}
 	addrs := []string{o.Addr}
 	creds, err := prepare(ctx, cred, opts, shared{
 		addrs: addrs, username: &o.Username, password: &o.Password,
