@@ -71,6 +71,97 @@
 // (MaybeHasData, CheckForData) unwrap only through those two, so neither ever
 // peeks at the socket underneath and sees an AUTH reply the wrapper has not
 // consumed yet. A panic in the wrapper becomes an error of the connection.
+// For the same reason go-redis' client-side cache cannot learn of
+// invalidations between commands through a Conn; the library's NewClient
+// refuses it (see the root package's refuseClientSideCache).
+//
+// # Locks, in the order they are taken
+//
+//	wmu   the write side: held by Write for the whole client write, and by
+//	      the wrapper's goroutine while it writes an AUTH on an idle
+//	      connection (injectIdle). Guards the fields marked wmu and every
+//	      write to the inner connection, so that bytes reach the wire in the
+//	      order their entries reach the owed-reply queue.
+//	rmu   the read side: held by Read, and by the wrapper's own reader
+//	      (drain) taken with TryLock only. Guards the fields marked rmu and
+//	      every read from the inner connection.
+//	mu    the shared state: st (the owed-reply queue and the protocol
+//	      state), the pending token, fatal, closed, the goroutine's flags
+//	      (fields marked mu). Taken inside wmu or rmu, or alone (OnToken,
+//	      State, kick, Close); never held while taking another lock, and
+//	      never across I/O or a callback.
+//	dl.mu the inner connection's deadlines (see deadlines): a leaf, taken
+//	      inside wmu or rmu or alone, never together with mu.
+//
+// No goroutine holds wmu and rmu together (the wrapper's goroutine releases
+// wmu before drain), so reads and writes never wait on each other except
+// for mu, which is held only for a few field updates. A WriteWatch's own
+// lock is taken before dl.mu (sharpenWrite), never inside any lock above.
+// Callbacks (OnAuth, OnRetire, OnOwnAuth) run under wmu or rmu, outside mu:
+// they must not call back into the Conn.
+//
+// A Read that finds rmu held cuts the wrapper's own read short before it
+// waits (readWaiting, deadlines.cutOwnRead): the wrapper's reader returns at
+// once, keeping what it read for that Read, and the client's Read goes on
+// under the client's deadline alone. So no reply ever waits on the reply of
+// an AUTH of the wrapper beyond what the server itself makes it wait, and
+// go-redis' read deadline bounds every Read. (A write of go-redis may wait
+// for wmu while the wrapper writes an AUTH on an idle connection: one small
+// write into the socket buffer, bounded by IOTimeout.)
+//
+// # Atomic hints
+//
+// Each hint is a lock-free copy of state guarded by mu, stored under mu
+// whenever that state changes, so that a plain command and its reply take
+// mu at most once each. Only the holder of mu changes them (plainOwed, by
+// its CAS protocol, excepted); a stale value costs a lock or a delay, never
+// a wrong count:
+//
+//	fatalHint    fatal != nil; false to true once. A stale false lets one
+//	             more operation run, as if it had come a moment earlier.
+//	pendingHint  hasPending. A stale false in Write misses a token handed
+//	             over at that moment; OnToken stores the hint before it
+//	             kicks the wrapper's goroutine, which writes it. A stale true
+//	             costs one lock.
+//	authsHint    st.auths, the replies of the wrapper's AUTHs still owed.
+//	             It is stored when an AUTH is recorded, before that AUTH is
+//	             written, so it cannot be zero when the AUTH's reply is read:
+//	             a zero lets the read side skip mu, and nothing is removed.
+//	plainOwed    the replies owed to plain commands while they are all that
+//	             is owed and the state is countable (state.plainOnly), else
+//	             countedByQueue. lock() moves the count into st.q with a CAS,
+//	             unlock() moves it back; a concurrent countCommand or
+//	             countReply either lands in the count moved or fails and
+//	             takes mu.
+//	readWaiting  Reads of the client waiting for rmu (see above).
+//
+// # Why the owed-reply count cannot be wrong
+//
+// Every byte the client writes is scanned, in order, under wmu; each
+// complete command adds to the queue, under mu, exactly the replies
+// redis-server sends for it (one; none while CLIENT REPLY suppresses it; one
+// frame per channel for a subscribe command; ...), and each AUTH of the
+// wrapper is added before its bytes are written, under the same wmu: the
+// queue's order is the wire's. Every byte read is scanned, in order, under
+// rmu; each complete reply frame takes exactly one reply from the head of
+// the queue, or none when it answers no command (a push message, an
+// attribute). The server answers in the order it reads. Anything outside
+// these rules (a command whose reply count the tracker cannot know) retires
+// the connection before its reply can arrive; a reply that contradicts the
+// queue while an AUTH reply is owed fails the connection, so the wrapper
+// never removes a reply it is not sure is its AUTH's.
+//
+// # What the server sees
+//
+// An AUTH the wrapper writes is a command like any other: SLOWLOG (with a
+// threshold of 0) and INFO commandstats count it, MONITOR shows it, and the
+// server redacts its arguments in both. A RESET the application sends is
+// followed by an AUTH of the wrapper, so the connection stays authenticated
+// (with plain go-redis the next command gets NOAUTH). A blocking command
+// that outlives its token ends with the connection (the server closes it at
+// the token's expiry): go-redis retries a pipeline that held it whole, so
+// the pipeline's non-idempotent commands run twice; keep blocking timeouts
+// shorter than the token lifetime and call them in a loop.
 package reauth
 
 import (
