@@ -71,7 +71,7 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 		var first redis.Cmder // the command whose error the pipeline returns
 		for _, cmd := range cmds {
 			if cerr := cmd.Err(); cerr != nil {
-				if first == nil && cerr == err {
+				if first == nil && errors.Is(cerr, err) { // Is: == would panic on an error type that is not comparable
 					first = cmd
 				}
 				h.explain(cmd, cerr)

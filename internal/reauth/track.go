@@ -338,7 +338,8 @@ func (s *state) command(f *resp.Frame) cmdInfo {
 		if silent && !silentOK(name) {
 			// Its reply, suppressed, is what the tracker would follow it by.
 			s.retire("a command that changes the connection's state while CLIENT REPLY suppresses its reply")
-			return cmdInfo{retire: s.retired}
+			_, helloOK := helloProto(f)
+			return cmdInfo{retire: s.retired, ownAuth: string(name) == "AUTH" || string(name) == "HELLO" && !helloOK}
 		}
 	}
 	plain := func() {

@@ -448,8 +448,12 @@ func TestTrackerClientReply(t *testing.T) {
 		if !x.st.unmovable() {
 			t.Fatal("replies off, and the connection is not unmovable")
 		}
-		if info := x.cmd(c...); info.retire == "" {
+		info := x.cmd(c...)
+		if info.retire == "" {
 			t.Fatalf("%v with replies off did not retire", c)
+		}
+		if info.ownAuth != (c[0] == "AUTH") {
+			t.Fatalf("%v with replies off: ownAuth %v", c, info.ownAuth)
 		}
 	}
 }
