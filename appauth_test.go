@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/redis/go-redis/v9"
@@ -170,5 +171,43 @@ func TestClientSideCacheRefused(t *testing.T) {
 	}
 	if cred.Requests() != before {
 		t.Fatal("a token was fetched for a client that was refused")
+	}
+}
+
+// TestClientReplyOnKeepsMoving (issue 25.4): a Conn of the library's client
+// that sends CLIENT REPLY ON (as go-redis' own test suite does) keeps moving
+// to each new token: with 2-second tokens, commands on it for 6 seconds
+// (three token lifetimes) all succeed, like plain go-redis', and it is
+// never counted unmovable. Before, CLIENT REPLY retired the connection and
+// the server closed it when its token expired.
+func TestClientReplyOnKeepsMoving(t *testing.T) {
+	srv := entraredistest.NewServer(t, entraredistest.Options{TokenLifetime: 2 * time.Second})
+	rdb := newClient(t, srv, srv.Credential(), 3, entraredis.Options{})
+	plain := plainClient(t, srv, srv.NewCredential(entraredistest.CredentialOptions{Lifetime: time.Hour}), 3, nil)
+	ctx := t.Context()
+	c := rdb.Conn()
+	defer c.Close()
+	pc := plain.Conn()
+	defer pc.Close()
+	for _, conn := range []*redis.Conn{c, pc} {
+		if err := conn.Do(ctx, "CLIENT", "REPLY", "ON").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rotations := rdb.Status().Rotations
+	until := time.Now().Add(6 * time.Second)
+	for i := 0; i < 10_000 && time.Now().Before(until); i++ {
+		got, err := c.Incr(ctx, "reply-on").Result()
+		want, perr := pc.Incr(ctx, "reply-on-plain").Result()
+		if err != nil || perr != nil || got != want {
+			t.Fatalf("INCR %d: %d, %v; plain go-redis: %d, %v", i, got, err, want, perr)
+		}
+		if st := rdb.Status(); st.Conns.Unmovable != 0 {
+			t.Fatalf("INCR %d: %d connections unmovable", i, st.Conns.Unmovable)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := rdb.Status().Rotations - rotations; n < 2 {
+		t.Fatalf("%d rotations in 6 s: the test proves nothing", n)
 	}
 }
