@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/entraredis/entraredis/internal/azsub"
 	"github.com/entraredis/entraredis/internal/endpoint"
-	"github.com/entraredis/entraredis/internal/tokensource"
 )
 
 // Defaults applied to go-redis options left at their zero value, after
@@ -136,6 +136,9 @@ func NewClient(ctx context.Context, cred azcore.TokenCredential, ropts *redis.Op
 	o := *ropts
 	if o.Addr == "" {
 		return nil, errors.New("entraredis: redis.Options.Addr is empty: set it to the cache's host:port, for example NAME.redis.cache.windows.net:6380")
+	}
+	if err := refuseClientSideCache(&o); err != nil {
+		return nil, err
 	}
 	addrs := []string{o.Addr}
 	creds, err := prepare(ctx, cred, opts, shared{
@@ -313,10 +316,12 @@ func withUsername(opts *Options, username string) *Options {
 // the library's clients its dialer (the go-redis Dialer, below every hook)
 // wraps every connection so that it authenticates and re-authenticates itself
 // (see conns; the outcome of its first AUTH goes to Source.ReportDialAuth).
-// Its process hooks explain WRONGPASS and NOPERM.
+// Its process hooks explain the refusals of the library's own AUTHs, and
+// NOPERM on connections authenticated by its token (see hook.explain).
 type hook struct {
-	creds *Credentials
-	conns *conns // nil for Credentials.Hook: go-redis authenticates its connections itself (see guard.go)
+	creds   *Credentials
+	conns   *conns      // nil for Credentials.Hook: go-redis authenticates its connections itself (see guard.go)
+	foreign atomic.Bool // Credentials.Hook: the application sent an AUTH or HELLO AUTH of its own (see hook.explain)
 }
 
 func newHook(creds *Credentials) *hook { return &hook{creds: creds, conns: newConns(creds.src)} }
@@ -399,49 +404,4 @@ func checkedDialer(user dialFunc, timeout time.Duration, tlsConf *tls.Config) di
 		}
 		return nc, nil
 	}
-}
-
-func (h *hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		h.reportHello(cmd, err)
-		if err == nil {
-			return nil
-		}
-		return h.explain(cmd, err)
-	}
-}
-
-func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		err := next(ctx, cmds)
-		if err == nil {
-			return nil
-		}
-		for _, cmd := range cmds {
-			if cerr := cmd.Err(); cerr != nil {
-				h.explain(cmd, cerr)
-			}
-		}
-		return h.explainErr(err)
-	}
-}
-
-// explain replaces a WRONGPASS or NOPERM error of cmd with an AuthError
-// (the refused first AUTH of a new connection included).
-func (h *hook) explain(cmd redis.Cmder, err error) error {
-	xerr := h.explainErr(err)
-	if xerr == err {
-		return err
-	}
-	cmd.SetErr(xerr)
-	if h.conns == nil && cmd.Name() == "auth" {
-		// go-redis' own re-AUTH, on a client built with Credentials.Hook.
-		h.creds.src.ReportReauth(xerr)
-	}
-	return xerr
-}
-
-func (h *hook) explainErr(err error) error {
-	return tokensource.ExplainAuth(asReply(err), h.creds.username(), h.creds.src.Scope())
 }

@@ -38,7 +38,8 @@ func readyCredentials(t *testing.T) *Credentials {
 }
 
 // TestHookReportsOnlyDialAuth: which command outcomes close the dial gate.
-// Only the HELLO ... AUTH of a new connection refused with WRONGPASS does; a
+// Only the HELLO ... AUTH of a new connection, with the token, refused with
+// WRONGPASS does (the application's own, with another password, does not); a
 // refused in-place re-AUTH (an AUTH command) is counted as a re-AUTH
 // failure and leaves new connections alone; an accepted HELLO ... AUTH
 // opens the gate again. While it is closed, the dial hook does not dial.
@@ -58,6 +59,12 @@ func TestHookReportsOnlyDialAuth(t *testing.T) {
 				return reply
 			})(ctx, cmd)
 		}
+		// go-redis' HELLO AUTH and AUTH carry the token in use.
+		tok, err := c.src.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := tok.Password()
 		for _, step := range []struct {
 			name      string
 			cmd       redis.Cmder
@@ -65,12 +72,14 @@ func TestHookReportsOnlyDialAuth(t *testing.T) {
 			dial      entratoken.DialState
 			reauthErr int64
 		}{
-			{"refused re-AUTH", redis.NewStatusCmd(ctx, "auth", "u", "p"), wrongPass, entratoken.DialOpen, 1},
+			{"refused re-AUTH", redis.NewStatusCmd(ctx, "auth", "u", p), wrongPass, entratoken.DialOpen, 1},
 			{"refused command", redis.NewStringCmd(ctx, "get", "k"), wrongPass, entratoken.DialOpen, 1},
 			{"refused HELLO without AUTH", redis.NewMapStringInterfaceCmd(ctx, "hello", 3), wrongPass, entratoken.DialOpen, 1},
-			{"HELLO AUTH refused for another reason", redis.NewMapStringInterfaceCmd(ctx, "hello", 3, "auth", "u", "p"), replyError("NOPERM no"), entratoken.DialOpen, 1},
-			{"refused HELLO AUTH", redis.NewMapStringInterfaceCmd(ctx, "hello", 3, "auth", "u", "p"), wrongPass, entratoken.DialRefused, 1},
-			{"accepted HELLO AUTH", redis.NewMapStringInterfaceCmd(ctx, "hello", 3, "auth", "u", "p"), nil, entratoken.DialOpen, 1},
+			{"HELLO AUTH refused for another reason", redis.NewMapStringInterfaceCmd(ctx, "hello", 3, "auth", "u", p), replyError("NOPERM no"), entratoken.DialOpen, 1},
+			{"refused AUTH of the application's own", redis.NewStatusCmd(ctx, "auth", "someone-else", "wrong"), wrongPass, entratoken.DialOpen, 1},
+			{"refused HELLO AUTH of the application's own", redis.NewMapStringInterfaceCmd(ctx, "hello", 3, "auth", "someone-else", "wrong"), wrongPass, entratoken.DialOpen, 1},
+			{"refused HELLO AUTH", redis.NewMapStringInterfaceCmd(ctx, "hello", 3, "auth", "u", p), wrongPass, entratoken.DialRefused, 1},
+			{"accepted HELLO AUTH", redis.NewMapStringInterfaceCmd(ctx, "hello", 3, "auth", "u", p), nil, entratoken.DialOpen, 1},
 		} {
 			run(step.cmd, step.reply)
 			st := c.Status()
@@ -87,7 +96,7 @@ func TestHookReportsOnlyDialAuth(t *testing.T) {
 			}
 		}
 		// The probe, one second after a refusal, is let through alone.
-		run(redis.NewMapStringInterfaceCmd(ctx, "hello", 3, "auth", "u", "p"), wrongPass)
+		run(redis.NewMapStringInterfaceCmd(ctx, "hello", 3, "auth", "u", p), wrongPass)
 		time.Sleep(time.Second)
 		before := dials
 		dial(ctx, "tcp", "localhost:6380")

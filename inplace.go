@@ -24,6 +24,11 @@ type conns struct {
 	src   *tokensource.Source
 	watch reauth.WriteWatch // the connections' blocked writes
 
+	// foreign counts the live connections on which the application sent an
+	// AUTH or HELLO AUTH of its own: they may run as another identity, so
+	// NOPERM is not explained while any exists (see hook.explain).
+	foreign atomic.Int64
+
 	mu  sync.Mutex // guards set
 	set map[*reauth.Conn[tokensource.Token]]struct{}
 }
@@ -42,6 +47,7 @@ func (l *conns) wrap(nc net.Conn, probe bool) (net.Conn, error) {
 	var c *reauth.Conn[tokensource.Token]
 	var detach func()
 	var authed atomic.Bool // the first AUTH's reply was read
+	var own atomic.Int32   // ownNone, ownCounted (the application's own AUTH, counted in foreign), ownClosed
 	c, err := reauth.New[tokensource.Token](nc, l.src, reauth.Config{
 		Logger: l.src.Logger(),
 		Watch:  &l.watch,
@@ -53,7 +59,15 @@ func (l *conns) wrap(nc net.Conn, probe bool) (net.Conn, error) {
 			}
 			l.src.ReportReauth(explainRefused(r.Err, l.src))
 		},
+		OnOwnAuth: func() {
+			if own.CompareAndSwap(ownNone, ownCounted) {
+				l.foreign.Add(1)
+			}
+		},
 		OnClose: func() {
+			if own.Swap(ownClosed) == ownCounted {
+				l.foreign.Add(-1)
+			}
 			if probe && !authed.Load() {
 				// Closed before its first AUTH (go-redis' pool dials and
 				// closes a connection to learn that dialing works again):
@@ -84,6 +98,13 @@ func (l *conns) wrap(nc net.Conn, probe bool) (net.Conn, error) {
 	c.OnToken(tok) // a token installed since New is written at once
 	return c, nil
 }
+
+// The states of a connection for conns.foreign.
+const (
+	ownNone    = iota // no AUTH of the application's own seen
+	ownCounted        // one seen, counted in foreign
+	ownClosed         // closed: counted no more
+)
 
 // stats counts the connections on the token in use, on an older one, and
 // those that cannot move now.

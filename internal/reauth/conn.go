@@ -19,9 +19,16 @@
 // is taken as blocking; a command longer than 4 KiB goes out as it comes and
 // gets no token moved in front of it: blocking commands are short.)
 //
+// CLIENT REPLY ON, OFF and SKIP are followed as redis-server runs them: a
+// command the server will not answer owes no reply, and no AUTH is written
+// while replies are off or right after SKIP (its reply would be suppressed);
+// CLIENT REPLY ON makes the connection movable again.
+//
 // When it meets something it cannot account for (the application's own AUTH,
-// a HELLO with AUTH, CLIENT REPLY, MONITOR, a subscribe command inside MULTI,
-// bytes that are not RESP, a reply to no command) the connection is retired:
+// a HELLO with AUTH, MONITOR, a subscribe command inside MULTI, CLIENT REPLY
+// inside MULTI or with another mode, a command that changes the connection's
+// state while its reply is suppressed, bytes that are not RESP, a reply to no
+// command) the connection is retired:
 // no AUTH is written on it again, it is reported as unmovable, and once the
 // replies of the AUTHs already written have been removed it passes bytes
 // through untouched. go-redis keeps using it until the server closes it when
@@ -64,6 +71,97 @@
 // (MaybeHasData, CheckForData) unwrap only through those two, so neither ever
 // peeks at the socket underneath and sees an AUTH reply the wrapper has not
 // consumed yet. A panic in the wrapper becomes an error of the connection.
+// For the same reason go-redis' client-side cache cannot learn of
+// invalidations between commands through a Conn; the library's NewClient
+// refuses it (see the root package's refuseClientSideCache).
+//
+// # Locks, in the order they are taken
+//
+//	wmu   the write side: held by Write for the whole client write, and by
+//	      the wrapper's goroutine while it writes an AUTH on an idle
+//	      connection (injectIdle). Guards the fields marked wmu and every
+//	      write to the inner connection, so that bytes reach the wire in the
+//	      order their entries reach the owed-reply queue.
+//	rmu   the read side: held by Read, and by the wrapper's own reader
+//	      (drain) taken with TryLock only. Guards the fields marked rmu and
+//	      every read from the inner connection.
+//	mu    the shared state: st (the owed-reply queue and the protocol
+//	      state), the pending token, fatal, closed, the goroutine's flags
+//	      (fields marked mu). Taken inside wmu or rmu, or alone (OnToken,
+//	      State, kick, Close); never held while taking another lock, and
+//	      never across I/O or a callback.
+//	dl.mu the inner connection's deadlines (see deadlines): a leaf, taken
+//	      inside wmu or rmu or alone, never together with mu.
+//
+// No goroutine holds wmu and rmu together (the wrapper's goroutine releases
+// wmu before drain), so reads and writes never wait on each other except
+// for mu, which is held only for a few field updates. A WriteWatch's own
+// lock is taken before dl.mu (sharpenWrite), never inside any lock above.
+// Callbacks (OnAuth, OnRetire, OnOwnAuth) run under wmu or rmu, outside mu:
+// they must not call back into the Conn.
+//
+// A Read that finds rmu held cuts the wrapper's own read short before it
+// waits (readWaiting, deadlines.cutOwnRead): the wrapper's reader returns at
+// once, keeping what it read for that Read, and the client's Read goes on
+// under the client's deadline alone. So no reply ever waits on the reply of
+// an AUTH of the wrapper beyond what the server itself makes it wait, and
+// go-redis' read deadline bounds every Read. (A write of go-redis may wait
+// for wmu while the wrapper writes an AUTH on an idle connection: one small
+// write into the socket buffer, bounded by IOTimeout.)
+//
+// # Atomic hints
+//
+// Each hint is a lock-free copy of state guarded by mu, stored under mu
+// whenever that state changes, so that a plain command and its reply take
+// mu at most once each. Only the holder of mu changes them (plainOwed, by
+// its CAS protocol, excepted); a stale value costs a lock or a delay, never
+// a wrong count:
+//
+//	fatalHint    fatal != nil; false to true once. A stale false lets one
+//	             more operation run, as if it had come a moment earlier.
+//	pendingHint  hasPending. A stale false in Write misses a token handed
+//	             over at that moment; OnToken stores the hint before it
+//	             kicks the wrapper's goroutine, which writes it. A stale true
+//	             costs one lock.
+//	authsHint    st.auths, the replies of the wrapper's AUTHs still owed.
+//	             It is stored when an AUTH is recorded, before that AUTH is
+//	             written, so it cannot be zero when the AUTH's reply is read:
+//	             a zero lets the read side skip mu, and nothing is removed.
+//	plainOwed    the replies owed to plain commands while they are all that
+//	             is owed and the state is countable (state.plainOnly), else
+//	             countedByQueue. lock() moves the count into st.q with a CAS,
+//	             unlock() moves it back; a concurrent countCommand or
+//	             countReply either lands in the count moved or fails and
+//	             takes mu.
+//	readWaiting  Reads of the client waiting for rmu (see above).
+//
+// # Why the owed-reply count cannot be wrong
+//
+// Every byte the client writes is scanned, in order, under wmu; each
+// complete command adds to the queue, under mu, exactly the replies
+// redis-server sends for it (one; none while CLIENT REPLY suppresses it; one
+// frame per channel for a subscribe command; ...), and each AUTH of the
+// wrapper is added before its bytes are written, under the same wmu: the
+// queue's order is the wire's. Every byte read is scanned, in order, under
+// rmu; each complete reply frame takes exactly one reply from the head of
+// the queue, or none when it answers no command (a push message, an
+// attribute). The server answers in the order it reads. Anything outside
+// these rules (a command whose reply count the tracker cannot know) retires
+// the connection before its reply can arrive; a reply that contradicts the
+// queue while an AUTH reply is owed fails the connection, so the wrapper
+// never removes a reply it is not sure is its AUTH's.
+//
+// # What the server sees
+//
+// An AUTH the wrapper writes is a command like any other: SLOWLOG (with a
+// threshold of 0) and INFO commandstats count it, MONITOR shows it, and the
+// server redacts its arguments in both. A RESET the application sends is
+// followed by an AUTH of the wrapper, so the connection stays authenticated
+// (with plain go-redis the next command gets NOAUTH). A blocking command
+// that outlives its token ends with the connection (the server closes it at
+// the token's expiry): go-redis retries a pipeline that held it whole, so
+// the pipeline's non-idempotent commands run twice; keep blocking timeouts
+// shorter than the token lifetime and call them in a loop.
 package reauth
 
 import (
@@ -115,6 +213,12 @@ type Config struct {
 	// OnRetire, when set, is called once when the connection is retired, on
 	// the goroutine that found the reason; it must not block.
 	OnRetire func(reason string)
+	// OnOwnAuth, when set, is called once, on the client's writing goroutine,
+	// when the client writes an AUTH of its own, or a HELLO with arguments
+	// other than a protocol version and SETNAME (its AUTH): from then on
+	// the connection may run as another identity than the wrapper's tokens
+	// (the connection is retired, see OnRetire). It must not block.
+	OnOwnAuth func()
 	// OnClose, when set, is called once by the first Close, after the
 	// connection is closed (to unsubscribe it from the token hand-out).
 	OnClose func()
@@ -233,6 +337,12 @@ type Conn[T Token] struct {
 	kicked      bool                 // mu
 	retireNoted bool                 // mu
 	wg          sync.WaitGroup       // the wrapper's goroutine (tend)
+
+	// readWaiting counts the client's Reads waiting for rmu while the
+	// wrapper's own reader (drain) may hold it; the Read increments it
+	// before it cuts the own read short, drain loads it after beginOwn and
+	// before each read (see drain).
+	readWaiting atomic.Int32
 
 	// The scanners last: a command or reply through the fast paths does not
 	// touch them (cmdMid and repMid say whether they are inside a frame).
@@ -610,6 +720,9 @@ func (c *Conn[T]) write(p []byte) error {
 			emit(start, tok)
 		}
 		c.curEmitted = false
+		if info.ownAuth && c.cfg.OnOwnAuth != nil {
+			c.cfg.OnOwnAuth() // once: the connection is retired, and writes pass through from now on
+		}
 		if info.retire != "" {
 			retired = true
 			break
@@ -666,7 +779,15 @@ func (c *Conn[T]) write(p []byte) error {
 // Read reads the server's bytes with the replies of the wrapper's AUTHs removed.
 func (c *Conn[T]) Read(p []byte) (n int, err error) {
 	drain := false
-	c.rmu.Lock()
+	if !c.rmu.TryLock() {
+		// The wrapper's own reader may hold the read side, blocked on the
+		// socket for an AUTH reply: cut it short, so that this Read runs
+		// under the client's deadline alone (see drain).
+		c.readWaiting.Add(1)
+		c.dl.cutOwnRead(c.nc)
+		c.rmu.Lock()
+		c.readWaiting.Add(-1)
+	}
 	defer func() {
 		c.rmu.Unlock()
 		if drain {
@@ -947,6 +1068,12 @@ func (c *Conn[T]) drain() {
 		c.rbuf = make([]byte, 512)
 	}
 	for range 1000 {
+		if c.readWaiting.Load() > 0 {
+			// A Read of the client waits for the read side (it cut this
+			// read's deadline short, or will find it ended): it removes
+			// the AUTH replies itself, under its own deadline.
+			return
+		}
 		n, err := c.nc.Read(c.rbuf)
 		kept, ferr := c.filter(c.rbuf[:n])
 		c.carry = append(c.carry, c.rbuf[:kept]...)

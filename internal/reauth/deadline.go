@@ -314,6 +314,21 @@ func (d *deadlines) beginOwn(nc net.Conn, k dlKind, t time.Time) error {
 	return apply(nc, k, t)
 }
 
+// cutOwnRead cuts the own read that runs, if one does, short: its deadline
+// becomes a moment long past until endOwn, so that it returns at once (a
+// read already under way returns what it has, or a timeout). It is how the
+// client's Read takes the read side over from the wrapper's (see
+// Conn.drain).
+func (d *deadlines) cutOwnRead(nc net.Conn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.state.Load()&ownRead == 0 {
+		return
+	}
+	d.ownR = time.Unix(1, 0)
+	apply(nc, dlRead, d.ownR)
+}
+
 // endOwn ends the own I/O in direction k and puts the client's deadline back.
 func (d *deadlines) endOwn(nc net.Conn, k dlKind) error {
 	d.mu.Lock()

@@ -109,12 +109,16 @@ func (c *chooser) next() int {
 // replies (split at random bytes, with unsolicited pushes and attributes in
 // between) in which the AUTH's reply sits where the server would put it, and
 // checks that the client reads exactly the stream without that reply, and
-// that the server got exactly the commands with the AUTHs in front.
+// that the server got exactly the commands with the AUTHs in front. With
+// mode bit 2 a CLIENT REPLY ON/OFF/SKIP sequence (whose unanswered commands
+// get no reply) comes first.
 func FuzzFramer(f *testing.F) {
 	f.Add([]byte{0, 3, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
 	f.Add([]byte{1, 1, 0x21, 0x42, 0x63, 0x84, 0xa5, 0x06, 0x17, 0x28, 3, 1, 7, 200, 9})
 	f.Add([]byte{1, 0, 0xff, 0xfe, 0xfd, 0, 0, 0, 1, 1, 1, 1, 1})
 	f.Add([]byte{0, 7, 11, 11, 11, 11, 11, 11, 11, 11, 11, 5, 2, 250, 1, 1, 1})
+	f.Add([]byte{3, 4, 2, 1, 3, 9, 9, 9, 9, 9, 9, 9, 9, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Add([]byte{2, 2, 0, 4, 1, 5, 7, 1, 9, 30, 2, 4})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		ch := chooser(in)
 		mode := ch.next()
@@ -133,6 +137,30 @@ func FuzzFramer(f *testing.F) {
 			cmds = append(cmds, encode("HELLO", "3"))
 			server.WriteString("%1\r\n+proto\r\n:3\r\n")
 			client.WriteString("%1\r\n+proto\r\n:3\r\n")
+		}
+		if mode&2 == 2 {
+			// A CLIENT REPLY sequence that ends with replies on; "" marks a
+			// command the server does not answer.
+			seqs := [][][2]string{
+				{{"SKIP", ""}, {"GET", ""}},
+				{{"OFF", ""}, {"GET", ""}, {"SKIP", ""}, {"GET", ""}, {"ON", "+OK\r\n"}},
+				{{"SKIP", ""}, {"ON", "+OK\r\n"}},
+				{{"SKIP", ""}, {"SKIP", ""}, {"GET", ""}, {"GET", "?"}},
+				{{"SKIP", ""}, {"OFF", ""}, {"GET", ""}, {"ON", "+OK\r\n"}},
+			}
+			for _, c := range seqs[ch.next()%len(seqs)] {
+				if c[0] == "GET" {
+					cmds = append(cmds, encode("GET", "p"))
+				} else {
+					cmds = append(cmds, encode("CLIENT", "REPLY", c[0]))
+				}
+				r := c[1]
+				if r == "?" {
+					r = fuzzReplies[ch.next()%len(fuzzReplies)]
+				}
+				server.WriteString(r)
+				client.WriteString(r)
+			}
 		}
 		base := len(cmds)
 		for i := range ncmd {

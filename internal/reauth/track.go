@@ -90,6 +90,7 @@ type cmdInfo struct {
 	blocking bool   // a blocking command (outside a transaction)
 	retire   string // non-empty: the command makes the connection unaccountable
 	reset    bool   // RESET: the connection is unauthenticated after it
+	ownAuth  bool   // the client's own AUTH, or a HELLO with AUTH: the connection's identity may be another's
 }
 
 // state is the shared state of one connection: the owed-reply queue and
@@ -102,6 +103,8 @@ type state struct {
 	// From the commands written.
 	inTx       bool // a MULTI was written and no EXEC, DISCARD or RESET since
 	affectNext bool // the last command (ASKING, CLIENT CACHING) applies to the next one
+	replyOff   bool // CLIENT REPLY OFF was written and no CLIENT REPLY ON since: no command is answered
+	skipNext   bool // CLIENT REPLY SKIP was written (not while off): the next command is not answered
 	hellos     int  // HELLO entries in the queue
 	subs       int  // entrySub entries in the queue
 	blocked    int  // entryBlocking entries in the queue
@@ -126,8 +129,8 @@ func (s *state) subscribed() bool { return s.chans+s.pats+s.shards > 0 }
 // mode, not between a command and the next one it applies to, not behind a
 // blocking command, and answered.
 func (s *state) canInject() bool {
-	if s.retired != "" || s.inTx || s.affectNext || s.blocked > 0 {
-		return false // blocked: an AUTH would wait behind the block, and save nothing
+	if s.retired != "" || s.inTx || s.affectNext || s.blocked > 0 || s.silent() {
+		return false // blocked: an AUTH would wait behind the block, and save nothing; silent: its reply would be suppressed
 	}
 	if s.subscribed() || s.subs > 0 { // the server's subscription state is, or may be, "subscribed"
 		if s.proto == 2 || s.hellos > 0 {
@@ -141,8 +144,12 @@ func (s *state) canInject() bool {
 // none will be until something else happens on it: retired, RESP2-subscribed
 // or blocked.
 func (s *state) unmovable() bool {
-	return s.retired != "" || s.blocked > 0 || (s.proto == 2 && s.subscribed())
+	return s.retired != "" || s.blocked > 0 || (s.proto == 2 && s.subscribed()) || s.replyOff
 }
+
+// silent reports that the server answers the next command not at all
+// (CLIENT REPLY OFF, or SKIP just before it).
+func (s *state) silent() bool { return s.replyOff || s.skipNext }
 
 // pushAuth records an AUTH written by the wrapper.
 func (s *state) pushAuth(gen uint64, first bool) {
@@ -266,6 +273,10 @@ func (s *state) plainCommand() {
 		return
 	}
 	s.affectNext = false
+	if s.silent() {
+		s.skipNext = false // the skipped command; with replies off, nothing is owed
+		return
+	}
 	s.q.push(entry{kind: entryPlain, n: 1})
 }
 
@@ -274,7 +285,7 @@ func (s *state) plainCommand() {
 // but that number: not retired, not after a command that applies to the
 // next one, and not RESP2-subscribed (see plainCommand and plainReply).
 func (s *state) plainOnly() (n int64, ok bool) {
-	if s.retired != "" || s.affectNext || s.proto == 2 && s.subscribed() {
+	if s.retired != "" || s.affectNext || s.silent() || s.proto == 2 && s.subscribed() {
 		return 0, false
 	}
 	switch s.q.len() {
@@ -319,7 +330,23 @@ func (s *state) command(f *resp.Frame) cmdInfo {
 	name := upperName(&f.Head[0], &buf)
 	s.affectNext = false
 	var info cmdInfo
-	plain := func() { s.q.push(entry{kind: entryPlain, n: 1}) }
+	// The server answers this command unless replies are off, or it is the
+	// one CLIENT REPLY SKIP skips (CLIENT REPLY itself decides below).
+	silent := s.silent()
+	if name == nil || string(name) != "CLIENT" || f.HeadLen < 2 || !f.Head[1].EqualFold("REPLY") {
+		s.skipNext = false
+		if silent && !silentOK(name) {
+			// Its reply, suppressed, is what the tracker would follow it by.
+			s.retire("a command that changes the connection's state while CLIENT REPLY suppresses its reply")
+			_, helloOK := helloProto(f)
+			return cmdInfo{retire: s.retired, ownAuth: string(name) == "AUTH" || string(name) == "HELLO" && !helloOK}
+		}
+	}
+	plain := func() {
+		if !silent {
+			s.q.push(entry{kind: entryPlain, n: 1})
+		}
+	}
 	switch string(name) {
 	case "MULTI":
 		s.inTx = true
@@ -339,16 +366,20 @@ func (s *state) command(f *resp.Frame) cmdInfo {
 		case f.HeadLen > 1 && f.Head[1].EqualFold("CACHING"):
 			s.affectNext = true
 		case f.HeadLen > 1 && f.Head[1].EqualFold("REPLY"):
-			s.retire("CLIENT REPLY changes which commands are answered")
+			s.clientReply(f)
+			info.retire = s.retired
+			return info
 		}
 		plain()
 	case "AUTH":
 		s.retire("the application sent its own AUTH")
+		info.ownAuth = true
 		plain()
 	case "HELLO":
 		proto, ok := helloProto(f)
 		if !ok {
 			s.retire("a HELLO with arguments other than a protocol version and SETNAME (AUTH?)")
+			info.ownAuth = true
 			plain()
 			break
 		}
@@ -391,6 +422,57 @@ func (s *state) command(f *resp.Frame) cmdInfo {
 	}
 	info.retire = s.retired
 	return info
+}
+
+// silentOK reports the commands that may go unanswered (CLIENT REPLY OFF
+// or SKIP) and still be followed exactly: those whose reply changes nothing
+// but the count, and MULTI, EXEC and DISCARD (which the write side follows).
+// The others (RESET, HELLO, subscribe and blocking commands, AUTH, MONITOR)
+// retire the connection when unanswered.
+func silentOK(name []byte) bool {
+	switch string(name) {
+	case "RESET", "HELLO", "AUTH", "MONITOR", "SYNC", "PSYNC":
+		return false
+	}
+	return subWordOfName(name) == subNone && !alwaysBlocks(name) && !isXRead(name)
+}
+
+// clientReply follows CLIENT REPLY ON|OFF|SKIP as redis-server runs it
+// (networking.c clientCommand and resetClient): ON clears both modes and is
+// answered +OK (even right after SKIP, whose flag it clears first); OFF is
+// not answered and turns replies off; SKIP is not answered and, unless
+// replies are off, skips the next command's reply. Anything else (another
+// argument count or mode, or inside MULTI, where it runs at EXEC) retires
+// the connection.
+//
+// A CLIENT REPLY OFF or SKIP the server refuses (an ACL without CLIENT)
+// answers an error where the tracker expects nothing: that reply is one to
+// no command, which retires the connection, or fails it when the reply of
+// an AUTH of the wrapper is still owed (never guessed).
+func (s *state) clientReply(f *resp.Frame) {
+	silent := s.silent()
+	s.skipNext = false
+	if s.inTx || f.N != 3 || f.HeadLen < 3 {
+		s.retire("CLIENT REPLY inside MULTI, or with arguments other than ON, OFF or SKIP")
+		if !silent {
+			s.q.push(entry{kind: entryPlain, n: 1}) // +QUEUED, or an error
+		}
+		return
+	}
+	switch {
+	case f.Head[2].EqualFold("ON"):
+		s.replyOff = false
+		s.q.push(entry{kind: entryPlain, n: 1})
+	case f.Head[2].EqualFold("OFF"):
+		s.replyOff = true
+	case f.Head[2].EqualFold("SKIP"):
+		s.skipNext = !s.replyOff
+	default:
+		s.retire("CLIENT REPLY with a mode other than ON, OFF or SKIP")
+		if !silent {
+			s.q.push(entry{kind: entryPlain, n: 1}) // a syntax error
+		}
+	}
 }
 
 // helloProto returns the protocol a HELLO asks for (0 when it names none);

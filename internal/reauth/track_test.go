@@ -171,7 +171,7 @@ func TestTrackerNextCommandModifiers(t *testing.T) {
 func TestTrackerRetires(t *testing.T) {
 	for _, args := range [][]string{
 		{"AUTH", "u", "p"}, {"AUTH", "p"}, {"HELLO", "3", "AUTH", "u", "p"}, {"HELLO", "3", "SETNAME", "x", "AUTH", "u", "p"},
-		{"CLIENT", "REPLY", "OFF"}, {"client", "reply", "skip"}, {"CLIENT", "REPLY", "ON"}, {"MONITOR"}, {"SYNC"}, {"PSYNC", "?", "-1"},
+		{"CLIENT", "REPLY", "FOO"}, {"CLIENT", "REPLY"}, {"MONITOR"}, {"SYNC"}, {"PSYNC", "?", "-1"},
 	} {
 		x := newTracker(t)
 		x.inject(1)
@@ -399,5 +399,61 @@ func TestUnparsableReply(t *testing.T) {
 	c.Write(encode("PING"))
 	if _, err := io.ReadAll(c); err == nil || !strings.Contains(err.Error(), "lost track") {
 		t.Fatalf("garbage where the AUTH reply is owed: %v", err)
+	}
+}
+
+// TestTrackerClientReply (issue 25.4): CLIENT REPLY ON, OFF and SKIP are
+// followed as redis-server 7 runs them (each sequence below was checked
+// against it byte for byte): unanswered commands owe nothing, and no AUTH is
+// written where its reply would be suppressed: while replies are off, and
+// right after SKIP. Where an AUTH may go again, it is written and its reply
+// removed.
+func TestTrackerClientReply(t *testing.T) {
+	for _, tc := range []struct {
+		cmds    [][]string
+		replies []string // what redis-server answers to cmds
+	}{
+		{[][]string{{"CLIENT", "REPLY", "SKIP"}, {"CLIENT", "REPLY", "ON"}, {"ECHO", "a"}}, []string{"+OK\r\n", "$1\r\na\r\n"}},
+		{[][]string{{"CLIENT", "REPLY", "OFF"}, {"CLIENT", "REPLY", "SKIP"}, {"ECHO", "x"}, {"CLIENT", "REPLY", "ON"}, {"ECHO", "a"}}, []string{"+OK\r\n", "$1\r\na\r\n"}},
+		{[][]string{{"CLIENT", "REPLY", "SKIP"}, {"client", "reply", "skip"}, {"ECHO", "x"}, {"ECHO", "y"}}, []string{"$1\r\ny\r\n"}},
+		{[][]string{{"CLIENT", "REPLY", "SKIP"}, {"CLIENT", "REPLY", "OFF"}, {"ECHO", "x"}, {"CLIENT", "REPLY", "ON"}, {"ECHO", "y"}}, []string{"+OK\r\n", "$1\r\ny\r\n"}},
+		{[][]string{{"CLIENT", "REPLY", "SKIP"}, {"MULTI"}, {"ECHO", "x"}, {"EXEC"}, {"ECHO", "y"}}, []string{"+QUEUED\r\n", "*1\r\n$1\r\nx\r\n", "$1\r\ny\r\n"}},
+		{[][]string{{"CLIENT", "REPLY", "SKIP"}, {"NOSUCHCMD"}, {"ECHO", "y"}}, []string{"$1\r\ny\r\n"}},
+		{[][]string{{"CLIENT", "REPLY", "OFF"}, {"NOSUCHCMD"}, {"GET", "k"}, {"CLIENT", "REPLY", "ON"}, {"ECHO", "y"}}, []string{"+OK\r\n", "$1\r\ny\r\n"}},
+	} {
+		x := newTracker(t)
+		for _, c := range tc.cmds {
+			if info := x.cmd(c...); info.retire != "" {
+				t.Fatalf("%v retired: %s", tc.cmds, info.retire)
+			}
+			if x.st.silent() {
+				x.noInject("while " + strings.Join(c, " ") + " suppresses the next reply")
+			}
+		}
+		if x.st.silent() || x.st.unmovable() {
+			t.Fatalf("%v: still silent or unmovable", tc.cmds)
+		}
+		x.inject(7)
+		for _, r := range tc.replies {
+			x.mustKeep(r)
+		}
+		x.mustStrip("+OK\r\n", 7)
+		x.empty()
+	}
+	// While replies are off the connection is unmovable, and an unanswered
+	// command that changes what the tracker follows retires it.
+	for _, c := range [][]string{{"SUBSCRIBE", "a"}, {"HELLO", "3"}, {"RESET"}, {"BLPOP", "l", "1"}, {"AUTH", "p"}} {
+		x := newTracker(t)
+		x.cmd("CLIENT", "REPLY", "OFF")
+		if !x.st.unmovable() {
+			t.Fatal("replies off, and the connection is not unmovable")
+		}
+		info := x.cmd(c...)
+		if info.retire == "" {
+			t.Fatalf("%v with replies off did not retire", c)
+		}
+		if info.ownAuth != (c[0] == "AUTH") {
+			t.Fatalf("%v with replies off: ownAuth %v", c, info.ownAuth)
+		}
 	}
 }
