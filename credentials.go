@@ -86,15 +86,6 @@ func (c *Credentials) Status() Status { return Status{Status: c.src.Status()} }
 // until their token expires.
 func (c *Credentials) Close() error { return c.src.Close() }
 
-// username returns the user name in use: the token's, or the configured one
-// before the first token.
-func (c *Credentials) username() string {
-	if tok, err := c.src.Token(); err == nil {
-		return tok.Username()
-	}
-	return c.src.Options().Username
-}
-
 // redisListener adapts a go-redis connection's listener to an
 // tokensource.Listener: each new token marks the connection, which then
 // re-authenticates with the live credentials. It is comparable when the

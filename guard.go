@@ -13,7 +13,6 @@ import (
 
 	"github.com/entraredis/entraredis/internal/reauth"
 	"github.com/entraredis/entraredis/internal/resp"
-	"github.com/entraredis/entraredis/internal/tokensource"
 )
 
 // Hook returns the go-redis hook that a client you build yourself with these
@@ -80,7 +79,7 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 		if first != nil {
 			return first.Err()
 		}
-		return h.explainConnErr(err)
+		return h.explainRefused(err)
 	}
 }
 
@@ -111,11 +110,11 @@ func (h *hook) explain(cmd redis.Cmder, err error) error {
 	var xerr error
 	switch {
 	case isRefused(err):
-		xerr = h.explainConnErr(err)
+		xerr = explainAuth(h.creds.src, err)
 	case hasNoPerm(err) && !isScript(cmd) && h.libraryAuthenticated():
-		xerr = h.authErr(err)
+		xerr = explainAuth(h.creds.src, err)
 	case h.conns == nil && h.carriesToken(cmd) && (redis.HasErrorPrefix(err, "WRONGPASS") || hasNoPerm(err)):
-		xerr = h.authErr(err)
+		xerr = explainAuth(h.creds.src, err)
 		if cmd.Name() == "auth" {
 			// go-redis' own AUTH with the token, on a client built with
 			// Credentials.Hook.
@@ -128,13 +127,13 @@ func (h *hook) explain(cmd redis.Cmder, err error) error {
 	return xerr
 }
 
-// explainConnErr explains the refusal of a connection's first AUTH written
+// explainRefused explains the refusal of a connection's first AUTH written
 // by the wrapper (a *reauth.RefusedError); other errors stay as they are.
-func (h *hook) explainConnErr(err error) error {
+func (h *hook) explainRefused(err error) error {
 	if !isRefused(err) {
 		return err
 	}
-	return tokensource.ExplainAuth(asReply(err), h.creds.username(), h.creds.src.Scope())
+	return explainAuth(h.creds.src, err)
 }
 
 // isRefused reports the refusal of an AUTH the connection wrapper wrote.
@@ -188,7 +187,7 @@ func (h *hook) ownClientAuth(cmd redis.Cmder, err error) error {
 	case err == nil:
 		h.creds.src.ReportDialAuth(nil)
 	case redis.HasErrorPrefix(err, "WRONGPASS"):
-		xerr := h.authErr(err)
+		xerr := explainAuth(h.creds.src, err)
 		cmd.SetErr(xerr)
 		h.creds.src.ReportDialAuth(xerr)
 		return xerr
@@ -230,11 +229,6 @@ func authPassword(cmd redis.Cmder) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// authErr explains a WRONGPASS or NOPERM reply (see tokensource.ExplainAuth).
-func (h *hook) authErr(err error) error {
-	return tokensource.ExplainAuth(err, h.creds.username(), h.creds.src.Scope())
 }
 
 // errClientSideCache is NewClient's refusal of go-redis' client-side cache.
@@ -280,15 +274,6 @@ func (c *Credentials) dialRetryBackoff(user func(int) time.Duration, base time.D
 	}
 }
 
-// replyError is a server's error reply read by probeAuth. It is a
-// redis.Error, as go-redis' own replies are.
-type replyError string
-
-func (e replyError) Error() string { return string(e) }
-
-// RedisError marks the reply as a redis.Error.
-func (replyError) RedisError() {}
-
 // ownClientConn is the dial hook's end on a client built with
 // Credentials.Hook, where go-redis authenticates connections itself: the
 // probe that tries a refused token again (see tokensource.Source.ProbeDial)
@@ -318,48 +303,24 @@ func (h *hook) probeAuth(ctx context.Context, conn net.Conn) (net.Conn, error) {
 		deadline = time.Now().Add(dialTimeout)
 	}
 	conn.SetDeadline(deadline)
-	kind, text, err := authOnce(conn, tok.Username(), tok.Password())
+	reply, err := resp.NewExactClient(conn).Do("AUTH", tok.Username(), tok.Password())
 	conn.SetDeadline(time.Time{})
 	switch {
 	case err != nil:
 		conn.Close()
 		return nil, fmt.Errorf("entraredis: authenticating a new connection: %w", err)
-	case kind == resp.SimpleString:
+	case reply.Kind == resp.SimpleString:
 		h.creds.src.ReportDialAuth(nil)
 		return conn, nil
-	case kind == resp.SimpleError || kind == resp.BulkError:
+	case reply.Err() != nil:
 		conn.Close()
-		xerr := h.authErr(replyError(text))
+		xerr := explainAuth(h.creds.src, reply.Err())
 		if redis.HasErrorPrefix(xerr, "WRONGPASS") {
 			h.creds.src.ReportDialAuth(xerr)
 		}
 		return nil, xerr
 	default:
 		conn.Close()
-		return nil, fmt.Errorf("entraredis: unexpected %s reply to AUTH on a new connection", kind)
-	}
-}
-
-// authOnce sends AUTH user pass on conn and returns the reply's type and
-// its first bytes (resp.MaxHeadBytes of an error's text). It reads one byte
-// at a time, so that nothing after the reply is consumed.
-func authOnce(conn net.Conn, user, pass string) (resp.Kind, string, error) {
-	if _, err := conn.Write(resp.AppendCommand(nil, "AUTH", user, pass)); err != nil {
-		return 0, "", err
-	}
-	var sc resp.Scanner
-	one := make([]byte, 1)
-	for {
-		if _, err := conn.Read(one); err != nil {
-			return 0, "", err
-		}
-		_, done, err := sc.Scan(one)
-		if err != nil {
-			return 0, "", err
-		}
-		if done {
-			f := sc.Frame()
-			return f.Kind, string(f.Head[0].Bytes()), nil
-		}
+		return nil, fmt.Errorf("entraredis: unexpected %s reply to AUTH on a new connection", reply.Kind)
 	}
 }

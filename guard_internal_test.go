@@ -14,9 +14,10 @@ import (
 
 	"github.com/entraredis/entraredis/entraredistest"
 	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/internal/resp"
 )
 
-const wrongPass = replyError("WRONGPASS invalid username-password pair or user is disabled.")
+var wrongPass = &resp.Error{Msg: "WRONGPASS invalid username-password pair or user is disabled."}
 
 // readyCredentials returns Credentials holding their first token, closed
 // with the test. It runs in a bubble.
@@ -75,7 +76,7 @@ func TestHookReportsOnlyDialAuth(t *testing.T) {
 			{"refused re-AUTH", redis.NewStatusCmd(ctx, "auth", "u", p), wrongPass, entratoken.DialOpen, 1},
 			{"refused command", redis.NewStringCmd(ctx, "get", "k"), wrongPass, entratoken.DialOpen, 1},
 			{"refused HELLO without AUTH", redis.NewMapStringInterfaceCmd(ctx, "hello", 3), wrongPass, entratoken.DialOpen, 1},
-			{"HELLO AUTH refused for another reason", redis.NewMapStringInterfaceCmd(ctx, "hello", 3, "auth", "u", p), replyError("NOPERM no"), entratoken.DialOpen, 1},
+			{"HELLO AUTH refused for another reason", redis.NewMapStringInterfaceCmd(ctx, "hello", 3, "auth", "u", p), &resp.Error{Msg: "NOPERM no"}, entratoken.DialOpen, 1},
 			{"refused AUTH of the application's own", redis.NewStatusCmd(ctx, "auth", "someone-else", "wrong"), wrongPass, entratoken.DialOpen, 1},
 			{"refused HELLO AUTH of the application's own", redis.NewMapStringInterfaceCmd(ctx, "hello", 3, "auth", "someone-else", "wrong"), wrongPass, entratoken.DialOpen, 1},
 			{"refused HELLO AUTH", redis.NewMapStringInterfaceCmd(ctx, "hello", 3, "auth", "u", p), wrongPass, entratoken.DialRefused, 1},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/entraredis/entraredis/entratoken"
 	"github.com/entraredis/entraredis/internal/reauth"
+	"github.com/entraredis/entraredis/internal/resp"
 	"github.com/entraredis/entraredis/internal/tokensource"
 )
 
@@ -54,10 +55,10 @@ func (l *conns) wrap(nc net.Conn, probe bool) (net.Conn, error) {
 		OnAuth: func(r reauth.Result) {
 			if r.First {
 				authed.Store(true)
-				l.src.ReportDialAuth(explainRefused(r.Err, l.src)) // nil: accepted
+				l.src.ReportDialAuth(explainAuth(l.src, r.Err)) // nil: accepted
 				return
 			}
-			l.src.ReportReauth(explainRefused(r.Err, l.src))
+			l.src.ReportReauth(explainAuth(l.src, r.Err))
 		},
 		OnOwnAuth: func() {
 			if own.CompareAndSwap(ownNone, ownCounted) {
@@ -127,37 +128,30 @@ func (l *conns) stats() entratoken.ConnStats {
 	return s
 }
 
-// serverReply is the server's error reply to an AUTH entraredis wrote
-// itself. Like go-redis' own replies it is a redis.Error, so that
-// redis.HasErrorPrefix(err, "WRONGPASS") holds on the explained error.
-type serverReply string
-
-func (e serverReply) Error() string { return string(e) }
-
-// RedisError marks serverReply as a redis.Error.
-func (serverReply) RedisError() {}
-
-// asReply turns the refusal of a connection's first AUTH, which reaches
-// go-redis as a plain connection error (so that go-redis closes that
-// connection instead of going on unauthenticated), into the server's reply,
-// for ExplainAuth.
-func asReply(err error) error {
-	var ref *reauth.RefusedError
-	if errors.As(err, &ref) {
-		return serverReply(ref.Reply)
-	}
-	return err
-}
-
-// explainRefused explains a refused re-AUTH (nil stays nil).
-func explainRefused(err error, src *tokensource.Source) error {
+// explainAuth is the one explanation of a refusal of the library's AUTH,
+// and of NOPERM (tokensource.ExplainAuth). A *reauth.RefusedError (a
+// connection's refused AUTH: go-redis sees the first one as a connection
+// error, so that it closes that connection instead of going on
+// unauthenticated) becomes the server's reply, explained under the user
+// name the AUTH was sent with; another error is explained under the user
+// name in use. nil stays nil.
+func explainAuth(src *tokensource.Source, err error) error {
 	if err == nil {
 		return nil
 	}
-	user := src.Options().Username
+	user := usernameOf(src)
 	var ref *reauth.RefusedError
 	if errors.As(err, &ref) {
-		user = ref.Username
+		err, user = &resp.Error{Msg: ref.Reply}, ref.Username
 	}
-	return tokensource.ExplainAuth(asReply(err), user, src.Scope())
+	return tokensource.ExplainAuth(err, user, src.Scope())
+}
+
+// usernameOf returns the user name of src's token in use, or the configured
+// one before the first token.
+func usernameOf(src *tokensource.Source) string {
+	if tok, err := src.Token(); err == nil {
+		return tok.Username()
+	}
+	return src.Options().Username
 }

@@ -2,6 +2,7 @@ package resp
 
 import (
 	"bufio"
+	"io"
 	"net"
 )
 
@@ -18,6 +19,23 @@ type Client struct {
 // NewClient returns a Client on conn; deadlines are the caller's (set them on conn).
 func NewClient(conn net.Conn) *Client {
 	return &Client{conn: conn, r: NewReader(bufio.NewReader(conn))}
+}
+
+// NewExactClient is NewClient for a connection that is handed on after the
+// exchange: it reads one byte at a time, so that no byte past a reply is
+// consumed.
+func NewExactClient(conn net.Conn) *Client {
+	return &Client{conn: conn, r: NewReader(bufio.NewReaderSize(oneByteReader{conn}, 16))}
+}
+
+// oneByteReader reads at most one byte per Read.
+type oneByteReader struct{ r io.Reader }
+
+func (o oneByteReader) Read(p []byte) (int, error) {
+	if len(p) > 1 {
+		p = p[:1]
+	}
+	return o.r.Read(p)
 }
 
 // Do sends one command and reads its reply. The error is a write, read or

@@ -3,9 +3,11 @@ package resp
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestClient(t *testing.T) {
@@ -51,5 +53,38 @@ func TestClient(t *testing.T) {
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestExactClientLeavesWhatFollows: NewExactClient's Do consumes the reply
+// and not a byte more, so the connection can be handed on (the probe AUTH
+// of a go-redis client built with Credentials.Hook).
+func TestExactClientLeavesWhatFollows(t *testing.T) {
+	for _, exact := range []bool{true, false} {
+		c, s := net.Pipe()
+		go func() {
+			br := bufio.NewReader(s)
+			if _, err := NewReader(br).ReadCommand(); err != nil {
+				s.Close()
+				return
+			}
+			s.Write([]byte("-WRONGPASS no\r\n+NEXT\r\n"))
+		}()
+		cl := NewClient(c)
+		if exact {
+			cl = NewExactClient(c)
+		}
+		v, err := cl.Do("AUTH", "u", "p")
+		if err != nil || v.Err() == nil || v.Err().Error() != "WRONGPASS no" {
+			t.Fatalf("exact=%v: Do = %+v, %v", exact, v, err)
+		}
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		rest := make([]byte, 7)
+		n, _ := io.ReadFull(c, rest)
+		if got := string(rest[:n]); exact && got != "+NEXT\r\n" || !exact && got == "+NEXT\r\n" {
+			t.Errorf("exact=%v: the connection holds %q after the reply", exact, got)
+		}
+		c.Close()
+		s.Close()
 	}
 }

@@ -220,7 +220,9 @@ type Value struct {
 	Null bool
 }
 
-// Error is an error reply ("-ERR ...", "!len ...").
+// Error is an error reply ("-ERR ...", "!len ..."): the one type of a
+// server's error reply in the library. It has go-redis' redis.Error method
+// set, so that redis.HasErrorPrefix reads it as go-redis reads its own.
 type Error struct {
 	// Msg is the reply's text, e.g. "WRONGPASS invalid username-password pair".
 	Msg string
@@ -228,6 +230,9 @@ type Error struct {
 
 // Error returns the reply's text.
 func (e *Error) Error() string { return e.Msg }
+
+// RedisError marks the reply as go-redis' redis.Error.
+func (*Error) RedisError() {}
 
 // Code returns the first word of the reply ("ERR", "WRONGPASS", "NOPERM").
 func (e *Error) Code() string {
