@@ -7,6 +7,7 @@ import (
 	"reflect"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/auth"
 
 	"github.com/entraredis/entraredis/internal/tokensource"
@@ -128,3 +129,28 @@ func (l *liveCredentials) Format(f fmt.State, _ rune) {
 	u, _ := l.BasicAuth()
 	fmt.Fprintf(f, "entraredis.credentials{user: %s, token: [redacted]}", u)
 }
+
+// Hook returns the go-redis hook that a client you build yourself with these
+// Credentials needs (Client and ClusterClient have it already):
+//
+//	rdb := redis.NewClient(&redis.Options{Addr: addr, TLSConfig: tlsConfig, StreamingCredentialsProvider: creds})
+//	rdb.AddHook(creds.Hook())
+//
+// While no usable token exists (the token service has been down past the
+// token's expiry), or after the server refused the token in use for a new
+// connection, it fails new connections at once with the explained error,
+// without dialing (go-redis alone redials in a tight loop). After a refusal,
+// one new connection is tried 1 second later, then after twice as long each
+// time, up to Options.RetryMaxDelay; a new token, or a connection the server
+// accepts, ends the wait. Status.Dial shows it. It also explains (AuthError)
+// the WRONGPASS or NOPERM replies to go-redis' HELLO AUTH and AUTH with the
+// token, and NOPERM replies until the application authenticates a
+// connection itself, and reports refused re-AUTHs (Options.OnReauthFailed);
+// every other reply reaches the application as go-redis gives it.
+//
+// go-redis retries a dial that failed DialerRetries times, DialerRetryTimeout
+// apart (5 times, 100 ms apart, by default) before the command fails: set
+// DialerRetries to 1 for commands to fail at once too. For a
+// redis.ClusterClient, add the hook to every node:
+// rdb.OnNewNode(func(node *redis.Client) { node.AddHook(h) }).
+func (c *Credentials) Hook() redis.Hook { return &hook{creds: c} }

@@ -3,10 +3,12 @@ package entraredis
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -15,30 +17,102 @@ import (
 	"github.com/entraredis/entraredis/internal/resp"
 )
 
-// Hook returns the go-redis hook that a client you build yourself with these
-// Credentials needs (Client and ClusterClient have it already):
-//
-//	rdb := redis.NewClient(&redis.Options{Addr: addr, TLSConfig: tlsConfig, StreamingCredentialsProvider: creds})
-//	rdb.AddHook(creds.Hook())
-//
-// While no usable token exists (the token service has been down past the
-// token's expiry), or after the server refused the token in use for a new
-// connection, it fails new connections at once with the explained error,
-// without dialing (go-redis alone redials in a tight loop). After a refusal,
-// one new connection is tried 1 second later, then after twice as long each
-// time, up to Options.RetryMaxDelay; a new token, or a connection the server
-// accepts, ends the wait. Status.Dial shows it. It also explains (AuthError)
-// the WRONGPASS or NOPERM replies to go-redis' HELLO AUTH and AUTH with the
-// token, and NOPERM replies until the application authenticates a
-// connection itself, and reports refused re-AUTHs (Options.OnReauthFailed);
-// every other reply reaches the application as go-redis gives it.
-//
-// go-redis retries a dial that failed DialerRetries times, DialerRetryTimeout
-// apart (5 times, 100 ms apart, by default) before the command fails: set
-// DialerRetries to 1 for commands to fail at once too. For a
-// redis.ClusterClient, add the hook to every node:
-// rdb.OnNewNode(func(node *redis.Client) { node.AddHook(h) }).
-func (c *Credentials) Hook() redis.Hook { return &hook{creds: c} }
+// hook is the go-redis hook of every client (and, without conns, of
+// Credentials.Hook). Its dial hook keeps connections from being dialed while
+// no usable token exists or the server has just refused the token in use (a
+// dial would only be refused, and go-redis would retry in a tight loop). On
+// the library's clients its dialer (the go-redis Dialer, below every hook)
+// wraps every connection so that it authenticates and re-authenticates itself
+// (see conns; the outcome of its first AUTH goes to Source.ReportDialAuth).
+// Its process hooks explain the refusals of the library's own AUTHs, and
+// NOPERM on connections authenticated by its token (see hook.explain).
+type hook struct {
+	creds   *Credentials
+	conns   *conns      // nil for Credentials.Hook: go-redis authenticates its connections itself (see ownClientConn)
+	foreign atomic.Bool // Credentials.Hook: the application sent an AUTH or HELLO AUTH of its own (see hook.explain)
+}
+
+func newHook(creds *Credentials) *hook { return &hook{creds: creds, conns: newConns(creds.src)} }
+
+// DialHook guards the dials of a client built around Credentials.Hook. The
+// library's own clients authenticate in their Dialer instead (see dialer),
+// below every go-redis hook, so their DialHook passes dials through.
+func (h *hook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		probe, err := h.creds.src.ProbeDial()
+		if err != nil {
+			return nil, err // no usable token, or the server refused it a moment ago: fail fast, without dialing
+		}
+		if h.conns != nil {
+			// The library's own client: its dialer, below every hook, wraps the
+			// connection (see dialer).
+			return next(context.WithValue(ctx, probeKey{}, probe), network, addr)
+		}
+		nc, err := next(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return h.ownClientConn(ctx, nc, probe)
+	}
+}
+
+// probeKey is the context key under which the DialHook tells the dialer that
+// the Source let this dial through to try a refused token again.
+type probeKey struct{}
+
+// dialer returns the go-redis Dialer of NewClient's and NewClusterClient's
+// connections: it fails fast without dialing while no usable token exists or
+// the server has just refused the token in use (the client's DialHook, the
+// outermost, checks that first, so that no other hook sees a dial that could
+// not happen), dials with the user's Dialer
+// (or go-redis' own, with tlsConf), refuses a connection that is not TLS
+// unless Options.Plaintext turned TLS off (tlsConf nil), and wraps it so that
+// it authenticates and re-authenticates itself (see conns). Being the Dialer,
+// the wrapper sits below every go-redis hook: a DialHook of the user's that
+// wraps the net.Conn sees go-redis' bytes only, never an AUTH.
+func (h *hook) dialer(user dialFunc, timeout time.Duration, tlsConf *tls.Config) dialFunc {
+	dial := checkedDialer(user, timeout, tlsConf)
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		probe, checked := ctx.Value(probeKey{}).(bool)
+		if !checked { // not dialed through the client's DialHook
+			var err error
+			if probe, err = h.creds.src.ProbeDial(); err != nil {
+				return nil, err
+			}
+		}
+		nc, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return h.conns.wrap(nc, probe)
+	}
+}
+
+// dialFunc is the type of go-redis' Options.Dialer.
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// checkedDialer dials with the user's Dialer, or go-redis' own with tlsConf
+// when there is none, and refuses a connection that is not TLS, before
+// anything is written on it, unless tlsConf is nil (Options.Plaintext, checked
+// to be loopback). Every connection the library authenticates is dialed
+// through it.
+func checkedDialer(user dialFunc, timeout time.Duration, tlsConf *tls.Config) dialFunc {
+	dial := user
+	if dial == nil {
+		dial = redis.NewDialer(&redis.Options{DialTimeout: timeout, TLSConfig: tlsConf})
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); tlsConf != nil && !ok {
+			nc.Close()
+			return nil, fmt.Errorf("entraredis: redis.Options.Dialer returned a %T, not a TLS connection, and the token would cross the network in clear: return tls.Client(conn, TLSConfig) from it (with the TLSConfig of the options, which entraredis completes), or set Options.Plaintext for a local emulator", nc)
+		}
+		return nc, nil
+	}
+}
 
 // ProcessHook passes the outcome of the library's own authentication on,
 // explained, and leaves every other reply as go-redis gives it (see explain).
@@ -229,29 +303,6 @@ func authPassword(cmd redis.Cmder) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// errClientSideCache is NewClient's refusal of go-redis' client-side cache.
-var errClientSideCache = errors.New("entraredis: go-redis' client-side cache (redis.Options.ClientSideCacheConfig or ClientSideCache) is not supported: " +
-	"go-redis learns of invalidations between commands by peeking at the socket, which the connection wrapper that re-authenticates in place cannot let it do " +
-	"(the peek could see the reply of an AUTH the wrapper has not read yet), so cached values would stay stale until the connection's next reply " +
-	"(measured: a write seen after 82 ms at the median instead of 4 ms); leave both options nil")
-
-// refuseClientSideCache refuses go-redis' client-side cache on the library's
-// clients. go-redis reads pending invalidation pushes between commands only
-// when the connection's socket has data (pool.Conn.MaybeHasData and
-// CheckForData, a non-blocking MSG_PEEK through syscall.Conn or NetConn()).
-// A reauth.Conn offers neither: go-redis would peek at raw bytes that may
-// hold an AUTH reply the wrapper must remove first, and a fake answer
-// ("always data", "never data") would either make go-redis block on reads
-// between commands or serve stale values silently. So the cache is refused
-// with an explicit error rather than degraded without a word.
-// ClusterOptions has no client-side cache.
-func refuseClientSideCache(o *redis.Options) error {
-	if o.ClientSideCacheConfig == nil && o.ClientSideCache == nil {
-		return nil
-	}
-	return errClientSideCache
 }
 
 // dialRetryBackoff is the go-redis DialerRetryBackoff of Client and
