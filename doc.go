@@ -162,6 +162,15 @@
 // follows it at once. The application's own AUTH or HELLO … AUTH takes the
 // connection out of the library's hands (see above).
 //
+// Only the library's own AUTHs change its state: an error reply to a command
+// of the application's (its own AUTH or HELLO AUTH refused, a script's
+// redis.error_reply("WRONGPASS ...")) reaches it exactly as plain go-redis
+// gives it, unexplained, and counts in neither Status nor the dial gate.
+// CLIENT REPLY OFF and SKIP are followed: no AUTH is written where its reply
+// would be suppressed. go-redis' client-side cache (ClientSideCacheConfig)
+// is refused by NewClient: go-redis finds invalidations by peeking at the
+// socket, which a connection that re-authenticates in place cannot allow.
+//
 // # Maintenance events
 //
 // For *.redis.cache.windows.net (Options.MaintenanceEvents, MaintenanceAuto)

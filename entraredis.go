@@ -310,9 +310,8 @@ func withUsername(opts *Options, username string) *Options {
 
 // errClientSideCache is NewClient's refusal of go-redis' client-side cache.
 var errClientSideCache = errors.New("entraredis: go-redis' client-side cache (redis.Options.ClientSideCacheConfig or ClientSideCache) is not supported: " +
-	"go-redis learns of invalidations between commands by peeking at the socket, which the connection wrapper that re-authenticates in place cannot let it do " +
-	"(the peek could see the reply of an AUTH the wrapper has not read yet), so cached values would stay stale until the connection's next reply " +
-	"(measured: a write seen after 82 ms at the median instead of 4 ms); leave both options nil")
+	"go-redis learns of invalidations by peeking at the socket between commands, which a connection that re-authenticates in place cannot allow, " +
+	"so cached values would stay stale; leave both options nil")
 
 // refuseClientSideCache refuses go-redis' client-side cache on the library's
 // clients. go-redis reads pending invalidation pushes between commands only

@@ -152,6 +152,10 @@ func goldenCases() []goldenCase {
 			return newClientErr(t.Context(), g, g.srv.Credential(),
 				&redis.Options{Addr: "NAME.redis.cache.windows.net:6380", Password: "access-key"}, quietOpts(nil))
 		}},
+		{"go-redis' client-side cache", func(t *testing.T, g *goldenEnv) error {
+			return newClientErr(t.Context(), g, g.srv.Credential(),
+				&redis.Options{Addr: "NAME.redis.cache.windows.net:6380", Protocol: 3, ClientSideCacheConfig: &redis.ClientSideCacheConfig{}}, quietOpts(nil))
+		}},
 		{"an address without a port", addrErr("NAME.redis.cache.windows.net")},
 		{"a redis:// URL", addrErr("redis://NAME.redis.cache.windows.net:6380")},
 		{"an unknown URL scheme", addrErr("https://NAME.redis.cache.windows.net:6380")},
