@@ -84,12 +84,14 @@
 //
 // # Options
 //
-// Options (an alias of entratoken.Options) is optional: nil means all
-// defaults, and so does a zero duration. Each field's documentation states
-// its default:
+// Options is optional: nil means all defaults, and so does a zero duration.
+// The token's settings are those of entratoken.Options, embedded (o.Scope,
+// o.OnTokenRefreshed; in a literal, entraredis.Options{Options:
+// entratoken.Options{...}}); MaintenanceEvents and OnMaintenance are the
+// client's own. Each field's documentation states its default:
 //
 //	field                           default                            meaning
-//	Scope                           https://redis.azure.com/.default   OAuth scope (sovereign clouds, entratoken.LegacyScope)
+//	Scope                           https://redis.azure.com/.default   OAuth scope (sovereign clouds, the preview-era scope)
 //	Username                        the token's oid claim              Redis user name; for tokens without oid
 //	RefreshBefore                   10 min                             ask for the next token this long before expiry
 //	RefreshJitter                   30 s                               random time taken off each refresh time; negative: off

@@ -1,7 +1,8 @@
 // Package entraredisotel exports the health of entraredis' Microsoft Entra
 // tokens, and Azure's maintenance events, as OpenTelemetry metrics.
 //
-// One call wires a client (or Credentials, or an tokensource.Source):
+// One call wires a client (or Credentials, or a rueidisentra client through
+// StatusFunc):
 //
 //	unregister, err := entraredisotel.InstrumentMetrics(rdb, nil) // the global MeterProvider
 //	...
