@@ -8,6 +8,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
+
+	"github.com/entraredis/entraredis/entraredistest"
 )
 
 // silentLogger drops go-redis' internal log lines (one per connection that
@@ -18,6 +20,7 @@ type silentLogger struct{}
 func (silentLogger) Printf(context.Context, string, ...any) {}
 
 func TestMain(m *testing.M) {
+	entraredistest.OmitExamplesWithoutRedisServer()
 	if os.Getenv("ENTRAREDIS_TEST_GOREDIS_LOG") == "" {
 		redis.SetLogger(silentLogger{})
 	} else {

@@ -19,6 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	OmitExamplesWithoutRedisServer()
 	goleak.VerifyTestMain(m)
 }
 

@@ -3,6 +3,7 @@ package entraredistest
 import (
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -385,4 +386,28 @@ func (s Stats) Add(o Stats) Stats {
 		Auths: s.Auths + o.Auths, ReAuths: s.ReAuths + o.ReAuths, RefusedAuths: s.RefusedAuths + o.RefusedAuths,
 		ExpiryCloses: s.ExpiryCloses + o.ExpiryCloses, Commands: s.Commands + o.Commands,
 	}
+}
+
+// OmitExamplesWithoutRedisServer is for a TestMain, before m.Run: when
+// redis-server is not found (and EnvRequireRedisServer is not 1), it leaves
+// the package's Example functions out of the run, saying so on stderr.
+// Examples that run on the emulator cannot skip themselves the way tests
+// do (RequireRedisServer), and some need what only redis-server has. It
+// changes nothing when -test.run was given.
+func OmitExamplesWithoutRedisServer() {
+	_, err := findRedisServer("")
+	if err == nil || os.Getenv(EnvRequireRedisServer) == "1" {
+		return
+	}
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	run := flag.Lookup("test.run")
+	if run == nil || run.Value.String() != "" {
+		return
+	}
+	if setErr := run.Value.Set("^(Test|Fuzz)"); setErr != nil {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "entraredistest: the Example functions are not run: %v\n", err)
 }
