@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 	"github.com/entraredis/entraredis/azevents"
 	"github.com/entraredis/entraredis/entraredistest"
 	"github.com/entraredis/entraredis/entratoken"
+	"github.com/entraredis/entraredis/internal/tokenspy"
 )
 
 // update rewrites testdata/errors.golden: go test -run TestGolden -update
@@ -87,24 +87,6 @@ func tokenCred(tok string, exp time.Time) funcCred {
 	return func(context.Context) (azcore.AccessToken, error) {
 		return azcore.AccessToken{Token: tok, ExpiresOn: exp}, nil
 	}
-}
-
-// entraRefusal answers azidentity's requests without a network: the
-// tenant's OpenID metadata, and a refusal for every token request.
-type entraRefusal struct {
-	status int
-	body   string
-}
-
-func (f entraRefusal) Do(req *http.Request) (*http.Response, error) {
-	status, body := f.status, f.body
-	if strings.Contains(req.URL.Path, "openid-configuration") {
-		status, body = http.StatusOK, `{"token_endpoint":"https://login.microsoftonline.com/tenant/oauth2/v2.0/token",`+
-			`"authorization_endpoint":"https://login.microsoftonline.com/tenant/oauth2/v2.0/authorize",`+
-			`"issuer":"https://login.microsoftonline.com/tenant/v2.0"}`
-	}
-	return &http.Response{StatusCode: status, Status: http.StatusText(status), Request: req,
-		Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body))}, nil
 }
 
 // quietOpts are client options that log nothing, with the given changes.
@@ -253,7 +235,7 @@ func goldenCases() []goldenCase {
 			cred, err := azidentity.NewClientSecretCredential("tenant", "00000000-0000-0000-0000-000000000002", "not-the-secret",
 				&azidentity.ClientSecretCredentialOptions{DisableInstanceDiscovery: true, ClientOptions: azcore.ClientOptions{
 					Retry:     policy.RetryOptions{MaxRetries: -1},
-					Transport: entraRefusal{http.StatusUnauthorized, `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}`},
+					Transport: tokenspy.EntraRefusal{Status: http.StatusUnauthorized, Body: `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}`},
 				}})
 			if err != nil {
 				t.Fatal(err)
@@ -264,7 +246,7 @@ func goldenCases() []goldenCase {
 			cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
 				ID: azidentity.ClientID("00000000-0000-0000-0000-000000000001"), ClientOptions: azcore.ClientOptions{
 					Retry:     policy.RetryOptions{MaxRetries: -1},
-					Transport: entraRefusal{http.StatusBadRequest, `{"error":"invalid_request","error_description":"Identity not found"}`},
+					Transport: tokenspy.EntraRefusal{Status: http.StatusBadRequest, Body: `{"error":"invalid_request","error_description":"Identity not found"}`},
 				}})
 			if err != nil {
 				t.Fatal(err)

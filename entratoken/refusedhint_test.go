@@ -1,7 +1,6 @@
 package entratoken
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,32 +8,16 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/entraredis/entraredis/internal/tokenspy"
 )
-
-// fakeEntra answers azidentity's requests without a network: the tenant's
-// OpenID metadata, and a refusal (status, JSON body) for every token request.
-type fakeEntra struct {
-	status int
-	body   string
-}
-
-func (f fakeEntra) Do(req *http.Request) (*http.Response, error) {
-	status, body := f.status, f.body
-	if strings.Contains(req.URL.Path, "openid-configuration") {
-		status, body = http.StatusOK, `{"token_endpoint":"https://login.microsoftonline.com/tenant/oauth2/v2.0/token",`+
-			`"authorization_endpoint":"https://login.microsoftonline.com/tenant/oauth2/v2.0/authorize",`+
-			`"issuer":"https://login.microsoftonline.com/tenant/v2.0"}`
-	}
-	return &http.Response{StatusCode: status, Status: http.StatusText(status), Request: req,
-		Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body))}, nil
-}
 
 // TestRefusedHintByCredential: a refusal by Microsoft Entra ID is explained
 // for the kind of credential that met it, with azidentity's own errors (real
 // credentials, a fake transport), not a client secret's advice for a managed
 // identity.
 func TestRefusedHintByCredential(t *testing.T) {
-	opts := azcore.ClientOptions{Transport: fakeEntra{http.StatusBadRequest, `{"error":"invalid_request","error_description":"Identity not found"}`},
+	opts := azcore.ClientOptions{Transport: tokenspy.EntraRefusal{Status: http.StatusBadRequest, Body: `{"error":"invalid_request","error_description":"Identity not found"}`},
 		Retry: policy.RetryOptions{MaxRetries: -1}}
 	mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
 		ID: azidentity.ClientID("00000000-0000-0000-0000-000000000001"), ClientOptions: opts})
@@ -42,7 +25,7 @@ func TestRefusedHintByCredential(t *testing.T) {
 		t.Fatal(err)
 	}
 	secretOpts := opts
-	secretOpts.Transport = fakeEntra{http.StatusUnauthorized, `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}`}
+	secretOpts.Transport = tokenspy.EntraRefusal{Status: http.StatusUnauthorized, Body: `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}`}
 	secret, err := azidentity.NewClientSecretCredential("tenant", "00000000-0000-0000-0000-000000000002", "not-the-secret",
 		&azidentity.ClientSecretCredentialOptions{ClientOptions: secretOpts, DisableInstanceDiscovery: true})
 	if err != nil {

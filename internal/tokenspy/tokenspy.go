@@ -1,6 +1,7 @@
-// Package tokenspy is a test helper: a credential that remembers every token
-// it hands out, so that a test can check that none of them reaches an
-// output (logs, errors, printed values, hooks).
+// Package tokenspy holds test helpers for credentials: a credential that
+// remembers every token it hands out, so that a test can check that none of
+// them reaches an output (logs, errors, printed values, hooks), and
+// EntraRefusal, a fake Microsoft Entra ID for azidentity's credentials.
 package tokenspy
 
 import (
