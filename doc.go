@@ -116,7 +116,9 @@
 // the variables can be read. A callback may block: it delays only the
 // callbacks after it, never a refresh, a command or NewClient (whose first
 // OnTokenRefreshed may run before NewClient returns). A callback may call
-// Close; no callback starts after Close. Events wait in a queue of 256 per
+// Close, of its own client or of another: no callback of that client starts
+// after it, and it does not wait for one that is running (waiting there could
+// deadlock two callbacks that close each other's clients). Events wait in a queue of 256 per
 // client; when a callback is so slow that it fills, the oldest waiting event
 // is dropped, counted in Status().DroppedEvents and logged.
 //

@@ -24,7 +24,9 @@ const DefaultScope = "https://redis.azure.com/.default"
 // callbacks after it, never a refresh nor a constructor. Events wait in a
 // queue of 256; when a callback is so slow that the queue is full, the oldest
 // waiting event is dropped, counted in Status.DroppedEvents and logged. No
-// callback starts once Close has been called. A callback that panics crashes
+// callback starts once Close has been called. Close waits for a running
+// callback, except when it is called from inside a callback (of this
+// client or another), where waiting could deadlock. A callback that panics crashes
 // the program, as a panic on any goroutine does (the credential's panics, by
 // contrast, are recovered: see TokenError.Panic).
 type Options struct {

@@ -109,24 +109,27 @@ func invoke(f func()) { f() }
 var invokeEntry = runtime.FuncForPC(reflect.ValueOf(invoke).Pointer()).Entry()
 
 // close stops the callbacks: none starts after close has begun, and queued
-// ones are dropped. It waits for the event goroutine to return, and so for a
-// running callback, unless it is called from a callback (which Close may be).
+// ones are dropped. Called from anywhere but a callback, it waits for the
+// event goroutine to return, and so for a running callback. Called from a
+// callback (which Close may be), of this Source or of another one, it does
+// not wait for a callback of this Source that is running:
 //
-// How close tells a call from the running callback from a call from
-// elsewhere, without the goroutine's id: only the event goroutine runs
-// callbacks, always through invoke, so a call from a callback is one whose
-// own stack holds invoke's frame, which runtime.Callers shows (program
-// counters only: no goroutine id, no parsing). close returns at once when a
-// callback is running and invoke is on its caller's stack; otherwise it
-// waits for the event goroutine to return. It holds no lock while it waits,
-// and the event loop takes e.mu only between callbacks, so a callback that
-// calls Close never waits for itself.
+//   - the callback calling close may be that running callback, which would
+//     wait for itself;
+//   - waiting from inside a callback for another Source's callback can
+//     deadlock: two callbacks that close each other's Sources at the same
+//     moment would each wait for the other (TestCallbacksCloseEachOther).
 //
-// The frame names the function, not the Source: a callback of one Source
-// that closes another Source while that other Source's own callback is
-// running is taken for a call from that callback, and that Close returns
-// without waiting for it (no callback starts after it all the same). Telling
-// the two apart needs the goroutine's identity, which Go does not expose.
+// So the rule is the one of context.AfterFunc's stop function, which never
+// waits for the function it stops: from inside a callback, close only
+// guarantees that no callback of this Source starts after it.
+//
+// How close recognises a call from a callback, without the goroutine's id:
+// only event goroutines run callbacks, always through invoke, so a call from
+// a callback is one whose own stack holds invoke's frame, which
+// runtime.Callers shows (program counters only: no goroutine id, no
+// parsing). close holds no lock while it waits, and the event loop takes
+// e.mu only between callbacks.
 func (e *events) close() {
 	e.mu.Lock()
 	first := !e.closed

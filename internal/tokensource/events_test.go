@@ -320,3 +320,120 @@ func TestCallbackMayCloseFromDeepInside(t *testing.T) {
 		closeReturnsAtOnce(t, s)
 	})
 }
+
+// TestCallbacksCloseEachOther: two Sources whose callbacks, running at the
+// same moment, close each other's Source. Close from inside a callback does
+// not wait for the other Source's running callback (events.close), so both
+// return; a Close that waited would deadlock here, each callback waiting for
+// the other, and the bubble would report it.
+func TestCallbacksCloseEachOther(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var srcs [2]atomic.Pointer[Source]
+		var entered, returned [2]atomic.Int64
+		var ss [2]*Source
+		for i := range 2 {
+			other := 1 - i
+			o := (&recorder{}).options(entratoken.Options{})
+			o.OnReauthFailed = func(entratoken.ReauthFailed) {
+				if entered[i].Add(1) > 1 {
+					return
+				}
+				for entered[other].Load() == 0 { // both callbacks run now
+					time.Sleep(time.Millisecond)
+				}
+				srcs[other].Load().Close()
+				returned[i].Add(1)
+				for returned[other].Load() == 0 { // so each Close met the other callback running
+					time.Sleep(time.Millisecond)
+				}
+			}
+			ss[i], _ = startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, o)
+			srcs[i].Store(ss[i])
+		}
+		for _, s := range ss {
+			s.ReportReauth(errors.New("WRONGPASS"))
+			s.ReportReauth(errors.New("WRONGPASS")) // queued: dropped by the other's Close
+		}
+		time.Sleep(time.Second) // the callbacks poll each other every millisecond
+		synctest.Wait()
+		for i, s := range ss {
+			if entered[i].Load() != 1 || returned[i].Load() != 1 {
+				t.Fatalf("source %d: %d callbacks, %d Close calls returned: want 1 and 1", i, entered[i].Load(), returned[i].Load())
+			}
+			if !s.Status().Closed {
+				t.Fatalf("source %d not closed", i)
+			}
+			closeReturnsAtOnce(t, s)
+		}
+	})
+}
+
+// TestCloseFromAnotherCallbackDoesNotWait: a callback of A closes B while a
+// callback of B runs (for 1 s): that Close returns at once, no callback of B
+// starts after it, and a Close of B from the test goroutine afterwards waits
+// for B's running callback as any Close from outside a callback does.
+func TestCloseFromAnotherCallbackDoesNotWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var bCalls atomic.Int64
+		ob := (&recorder{}).options(entratoken.Options{})
+		ob.OnReauthFailed = func(entratoken.ReauthFailed) {
+			bCalls.Add(1)
+			time.Sleep(time.Second)
+		}
+		b, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, ob)
+		var took atomic.Int64
+		oa := (&recorder{}).options(entratoken.Options{})
+		oa.OnReauthFailed = func(entratoken.ReauthFailed) {
+			start := time.Now()
+			b.Close()
+			took.Store(int64(time.Since(start)) + 1)
+		}
+		a, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, oa)
+		defer a.Close()
+		for range 3 {
+			b.ReportReauth(errors.New("WRONGPASS"))
+		}
+		synctest.Wait() // B's first callback sleeps; two are queued
+		a.ReportReauth(errors.New("WRONGPASS"))
+		synctest.Wait()
+		if d := time.Duration(took.Load() - 1); d != 0 {
+			t.Fatalf("B.Close from A's callback returned after %v (took %d), want at once", d, took.Load())
+		}
+		start := time.Now()
+		b.Close()
+		if d := time.Since(start); d != time.Second {
+			t.Fatalf("B.Close from outside a callback returned after %v, want when B's running callback ends (1 s)", d)
+		}
+		if n := bCalls.Load(); n != 1 {
+			t.Fatalf("%d callbacks of B ran, want only the one running when A's callback closed B", n)
+		}
+	})
+}
+
+// TestCloseFromGoroutineOfCallbackWaits: a goroutine a callback starts is
+// not inside the callback: its Close waits for the callback, which here
+// goes on for 1 s after starting it.
+func TestCloseFromGoroutineOfCallbackWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var src atomic.Pointer[Source]
+		var took atomic.Int64
+		o := (&recorder{}).options(entratoken.Options{})
+		o.OnReauthFailed = func(entratoken.ReauthFailed) {
+			go func() {
+				start := time.Now()
+				src.Load().Close()
+				took.Store(int64(time.Since(start)))
+			}()
+			time.Sleep(time.Second)
+		}
+		s, _ := startCreds(t, entraredistest.CredentialOptions{Lifetime: time.Hour}, o)
+		src.Store(s)
+		s.ReportReauth(errors.New("WRONGPASS"))
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if d := time.Duration(took.Load()); d != time.Second {
+			t.Fatalf("Close from a goroutine the callback started returned after %v, want when the callback ends (1 s)", d)
+		}
+		closeReturnsAtOnce(t, s)
+	})
+}

@@ -271,7 +271,8 @@ func (s *Source) Options() entratoken.Options { return s.opts }
 // Close stops the refresher and the hand-out, forgets every listener, and
 // drops the events not delivered yet: no callback starts once Close has
 // begun. It waits for a callback that is running, unless it is called from
-// a callback, which it may be. It is idempotent and returns nil. Connections
+// inside a callback (of this Source or another one), which it may be: there
+// it does not wait (see events.close). It is idempotent and returns nil. Connections
 // keep working until their token expires; a GetToken call that hangs is not
 // waited for.
 func (s *Source) Close() error {
