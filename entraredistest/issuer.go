@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/entraredis/entraredis/internal/claims"
+	"github.com/entraredis/entraredis/internal/errs"
 )
 
 // DefaultAudience is the audience of the tokens an Issuer mints by default,
@@ -193,7 +194,7 @@ func (is *Issuer) Verify(token string, now time.Time) (Claims, error) {
 	}
 	c, err := claims.Parse(token)
 	if err != nil {
-		return claims.Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return claims.Claims{}, fmt.Errorf("%w: %s", ErrInvalidToken, errs.Message(err))
 	}
 	// claims.Parse (via jwt) truncates times to whole seconds; the emulator
 	// needs the exact (millisecond) times it minted.

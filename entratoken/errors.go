@@ -60,6 +60,10 @@ func (e *TokenError) Unwrap() error { return e.Err }
 // Hint says what usually causes this failure and what to check; "" when
 // there is nothing to add to the message.
 func (e *TokenError) Hint() string {
+	var own interface{ Hint() string } // an error of the library that knows its cause (a panic, an expired token)
+	if errors.As(e.Err, &own) {
+		return own.Hint()
+	}
 	switch FailureKindOf(e.Err) {
 	case FailureTimeout:
 		return "timed out: check that this host reaches Microsoft Entra ID (login.microsoftonline.com) or the managed identity endpoint, or raise Options.AttemptTimeout"
@@ -72,7 +76,7 @@ func (e *TokenError) Hint() string {
 	case FailureInvalidScope:
 		return "the scope is not valid for this tenant: Azure Cache for Redis and Azure Managed Redis use " + DefaultScope
 	case FailureUnavailable:
-		return "the credential is not available in this environment: check its configuration (environment variables, managed identity, az login), or use another credential"
+		return unavailableHint(errs.Message(e.Err))
 	case FailureRefused:
 		return refusedHint(errs.Message(e.Err))
 	}
@@ -92,6 +96,19 @@ func refusedHint(msg string) string {
 		return refused + "sign in again (az login, or azd auth login) with an account of the cache's tenant"
 	}
 	return refused + "check the credential's client ID, tenant and secret or certificate"
+}
+
+// unavailableHint is the Hint of a credential that cannot work on this host,
+// by the kind of credential (azidentity's message names it first).
+func unavailableHint(msg string) string {
+	const unavailable = "the credential is not available in this environment: "
+	switch {
+	case strings.Contains(msg, "AzureCLICredential"):
+		return unavailable + "install the Azure CLI and run az login, or use the credential made for where this runs: a managed identity on Azure, workload identity on AKS"
+	case strings.Contains(msg, "ManagedIdentityCredential"):
+		return unavailable + "no managed identity endpoint answers on this host; outside Azure, use another credential: az login, or a service principal"
+	}
+	return unavailable + "check its configuration (environment variables, managed identity, az login), or use another credential"
 }
 
 // FailureKind is the kind of a failed token refresh, for metrics and
@@ -115,6 +132,11 @@ const (
 // TokenError.Hint and Status.RefreshFailures.
 func FailureKindOf(err error) FailureKind {
 	var failed *azidentity.AuthenticationFailedError
+	// azidentity's error for a credential that cannot work here (Azure CLI
+	// not installed, no managed identity endpoint, no environment
+	// variables) is unexported; it is the one of its errors that is
+	// NonRetriable and not an AuthenticationFailedError.
+	var unavailable interface{ NonRetriable() }
 	msg := ""
 	if err != nil {
 		msg = err.Error()
@@ -130,10 +152,10 @@ func FailureKindOf(err error) FailureKind {
 		return FailureMalformedToken
 	case strings.Contains(msg, "AADSTS500011"), strings.Contains(msg, "AADSTS70011"), strings.Contains(msg, "invalid_scope"):
 		return FailureInvalidScope
-	case strings.Contains(msg, "no credential") || strings.Contains(msg, "unavailable"):
-		return FailureUnavailable
 	case errors.As(err, &failed):
 		return FailureRefused
+	case errors.As(err, &unavailable), strings.Contains(msg, "no credential"), strings.Contains(msg, "unavailable"):
+		return FailureUnavailable
 	}
 	return FailureOther
 }

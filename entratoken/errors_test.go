@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 )
 
 func TestTokenErrorHint(t *testing.T) {
@@ -19,6 +21,7 @@ func TestTokenErrorHint(t *testing.T) {
 		{errors.New("AADSTS500011: The resource principal named x was not found"), DefaultScope},
 		{errors.New("DefaultAzureCredential: failed to acquire a token: no credential available"), "not available in this environment"},
 		{errors.New("something else"), ""},
+		{hinted{}, "its own hint"},
 	}
 	for _, tc := range cases {
 		e := &TokenError{Scope: "s", Err: tc.err}
@@ -35,6 +38,14 @@ func TestTokenErrorHint(t *testing.T) {
 		}
 	}
 }
+
+// hinted is an error of the library that knows its own Hint (as the
+// refresher's errors for a panic or an expired token do).
+type hinted struct{}
+
+func (hinted) Error() string { return "a known cause" }
+func (hinted) Hint() string  { return "its own hint" }
+
 func TestFailureKindOf(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
@@ -46,6 +57,8 @@ func TestFailureKindOf(t *testing.T) {
 		{fmt.Errorf("%w: no exp", ErrMalformedToken), FailureMalformedToken},
 		{errors.New("AADSTS500011: resource principal not found"), FailureInvalidScope},
 		{errors.New("ManagedIdentityCredential: no credential available"), FailureUnavailable},
+		// azidentity's unavailable credential, whatever its text says.
+		{fmt.Errorf("getting a token: %w", azidentity.NewCredentialUnavailableError("AzureCLICredential: executable not found on path")), FailureUnavailable},
 		{errors.New("boom"), FailureOther},
 		{nil, FailureOther},
 	} {

@@ -14,11 +14,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/entraredis/entraredis/internal/errs"
 	"github.com/golang-jwt/jwt/v5"
 )
 
 // ErrMalformed is wrapped by every error that Parse returns.
-var ErrMalformed = errors.New("malformed access token")
+var ErrMalformed = errors.New(errs.Prefix + "malformed access token")
 
 // Claims are the decoded claims of an access token. Only the claims that
 // this project uses are kept; the raw token is not.

@@ -189,6 +189,11 @@ func (e *panicError) Error() string {
 	return fmt.Sprintf("the credential's GetToken panicked: %v", e.value)
 }
 
+// Hint is TokenError's Hint for a panic.
+func (e *panicError) Hint() string {
+	return "a bug in the credential or in what it calls: the panic was recovered, its value is in TokenError.Panic, and the refresher keeps asking; fix or replace the credential"
+}
+
 // newTokenError wraps an error of the credential.
 func newTokenError(scope string, err error) *entratoken.TokenError {
 	te := &entratoken.TokenError{Scope: scope, Err: err}

@@ -122,7 +122,7 @@ func newToken(o *entratoken.Options, at azcore.AccessToken, now time.Time) (*tok
 		exp = at.ExpiresOn
 	}
 	if !exp.After(now) {
-		return nil, &entratoken.TokenError{Scope: o.Scope, Err: fmt.Errorf("the credential returned a token that expired at %s", exp.Format(time.RFC3339))}
+		return nil, &entratoken.TokenError{Scope: o.Scope, Err: expiredError{exp}}
 	}
 	return &token{
 		username:  user,
@@ -132,4 +132,16 @@ func newToken(o *entratoken.Options, at azcore.AccessToken, now time.Time) (*tok
 		received:  now,
 		tm:        timingFor(o, exp.Sub(now)),
 	}, nil
+}
+
+// expiredError is a token the credential returned already expired.
+type expiredError struct{ at time.Time }
+
+func (e expiredError) Error() string {
+	return "the credential returned a token that expired at " + e.at.Format(time.RFC3339)
+}
+
+// Hint is TokenError's Hint for an expired token.
+func (expiredError) Hint() string {
+	return "the credential handed out a token it should have renewed, usually from a stale token cache or because this host's clock is wrong: check the clock (NTP) and the credential's cache; the refresher keeps asking"
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/entraredis/entraredis/internal/claims"
+	"github.com/entraredis/entraredis/internal/errs"
 	"github.com/entraredis/entraredis/internal/resp"
 )
 
@@ -325,7 +326,7 @@ func (r *run) checkToken(_ context.Context, s *Step) {
 	c, err := claims.Parse(r.token)
 	if err != nil {
 		s.Status = StatusFailed
-		s.Cause = "the credential's token is not a JWT the doctor can read: " + err.Error()
+		s.Cause = "the credential's token is not a JWT the doctor can read: " + errs.Message(err)
 		s.Fix = "use a Microsoft Entra credential (azidentity); Redis needs an Entra access token as the password"
 		return
 	}

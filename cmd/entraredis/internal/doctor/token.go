@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/entraredis/entraredis/internal/claims"
+	"github.com/entraredis/entraredis/internal/errs"
 )
 
 // RedisAudienceGUID is the application ID of Azure Cache for Redis, accepted
@@ -165,7 +167,7 @@ func GetTokenInfo(ctx context.Context, cred azcore.TokenCredential, name string,
 	}
 	c, err := claims.Parse(tok.Token)
 	if err != nil {
-		return nil, fmt.Errorf("decode the token: %w", err)
+		return nil, errors.New("decode the token: " + errs.Message(err)) // printed after "entraredis token: "
 	}
 	res := &TokenResult{Credential: name, Scope: scope, ExpiresOn: tok.ExpiresOn, Claims: DescribeClaims(c, now)}
 	if source != nil {
