@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
@@ -64,7 +65,7 @@ func (e *TokenError) Hint() string {
 	if errors.As(e.Err, &own) {
 		return own.Hint()
 	}
-	switch FailureKindOf(e.Err) {
+	switch kind := FailureKindOf(e.Err); kind {
 	case FailureTimeout:
 		return "timed out: check that this host reaches Microsoft Entra ID (login.microsoftonline.com) or the managed identity endpoint, or raise Options.AttemptTimeout"
 	case FailureCanceled:
@@ -75,40 +76,48 @@ func (e *TokenError) Hint() string {
 		return "the credential did not return a Microsoft Entra access token"
 	case FailureInvalidScope:
 		return "the scope is not valid for this tenant: Azure Cache for Redis and Azure Managed Redis use " + DefaultScope
-	case FailureUnavailable:
-		return unavailableHint(errs.Message(e.Err))
-	case FailureRefused:
-		return refusedHint(errs.Message(e.Err))
+	case FailureUnavailable, FailureRefused:
+		return credentialHint(kind, errs.Message(e.Err))
 	}
 	return ""
 }
 
-// refusedHint is the Hint of a request that Microsoft Entra ID refused, by
-// the kind of credential that made it (azidentity's message names it first).
-func refusedHint(msg string) string {
-	const refused = "Microsoft Entra ID refused the request: "
-	switch {
-	case strings.Contains(msg, "ManagedIdentityCredential"):
-		return refused + "check that a managed identity is assigned to this resource (VM, App Service, container, AKS node pool) and, for a user-assigned one, that the client ID, object ID or resource ID configured is that identity's"
-	case strings.Contains(msg, "WorkloadIdentityCredential"):
-		return refused + "check the federated identity credential of the app registration or managed identity (issuer and subject: the cluster's OIDC issuer and the service account) and the AZURE_CLIENT_ID and AZURE_TENANT_ID the pod gets"
-	case strings.Contains(msg, "AzureCLICredential"), strings.Contains(msg, "AzureDeveloperCLICredential"):
-		return refused + "sign in again (az login, or azd auth login) with an account of the cache's tenant"
-	}
-	return refused + "check the credential's client ID, tenant and secret or certificate"
+// credentialAdvice is what to check after a token request failed in one
+// way, when the message names one of names (azidentity's messages name the
+// credential first); no names: whatever the credential.
+type credentialAdvice struct {
+	names []string
+	text  string
 }
 
-// unavailableHint is the Hint of a credential that cannot work on this host,
-// by the kind of credential (azidentity's message names it first).
-func unavailableHint(msg string) string {
-	const unavailable = "the credential is not available in this environment: "
-	switch {
-	case strings.Contains(msg, "AzureCLICredential"):
-		return unavailable + "install the Azure CLI and run az login, or use the credential made for where this runs: a managed identity on Azure, workload identity on AKS"
-	case strings.Contains(msg, "ManagedIdentityCredential"):
-		return unavailable + "no managed identity endpoint answers on this host; outside Azure, use another credential: az login, or a service principal"
+// credentialHints are the Hints of the failures whose cause depends on the
+// kind of credential: a lead, then the first advice that applies.
+var credentialHints = map[FailureKind]struct {
+	lead   string
+	advice []credentialAdvice
+}{
+	FailureRefused: {"Microsoft Entra ID refused the request: ", []credentialAdvice{
+		{[]string{"ManagedIdentityCredential"}, "check that a managed identity is assigned to this resource (VM, App Service, container, AKS node pool) and, for a user-assigned one, that the client ID, object ID or resource ID configured is that identity's"},
+		{[]string{"WorkloadIdentityCredential"}, "check the federated identity credential of the app registration or managed identity (issuer and subject: the cluster's OIDC issuer and the service account) and the AZURE_CLIENT_ID and AZURE_TENANT_ID the pod gets"},
+		{[]string{"AzureCLICredential", "AzureDeveloperCLICredential"}, "sign in again (az login, or azd auth login) with an account of the cache's tenant"},
+		{nil, "check the credential's client ID, tenant and secret or certificate"},
+	}},
+	FailureUnavailable: {"the credential is not available in this environment: ", []credentialAdvice{
+		{[]string{"AzureCLICredential"}, "install the Azure CLI and run az login, or use the credential made for where this runs: a managed identity on Azure, workload identity on AKS"},
+		{[]string{"ManagedIdentityCredential"}, "no managed identity endpoint answers on this host; outside Azure, use another credential: az login, or a service principal"},
+		{nil, "check its configuration (environment variables, managed identity, az login), or use another credential"},
+	}},
+}
+
+// credentialHint is the Hint of a failure of kind whose message is msg.
+func credentialHint(kind FailureKind, msg string) string {
+	h := credentialHints[kind]
+	for _, a := range h.advice {
+		if len(a.names) == 0 || slices.ContainsFunc(a.names, func(name string) bool { return strings.Contains(msg, name) }) {
+			return h.lead + a.text
+		}
 	}
-	return unavailable + "check its configuration (environment variables, managed identity, az login), or use another credential"
+	return ""
 }
 
 // FailureKind is the kind of a failed token refresh, for metrics and

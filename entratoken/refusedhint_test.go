@@ -57,8 +57,8 @@ func TestRefusedHintByCredential(t *testing.T) {
 		"AzureCLICredential: ERROR: AADSTS50173: The provided grant has expired":                                          "az login",
 		"ClientCertificateCredential authentication failed. AADSTS700027: Client assertion contains an invalid signature": "secret or certificate",
 	} {
-		if h := refusedHint(msg); !strings.Contains(h, want) {
-			t.Errorf("refusedHint(%q) = %q, want it to mention %q", msg, h, want)
+		if h := credentialHint(FailureRefused, msg); !strings.Contains(h, want) {
+			t.Errorf("credentialHint(FailureRefused, %q) = %q, want it to mention %q", msg, h, want)
 		}
 	}
 }
