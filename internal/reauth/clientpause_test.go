@@ -47,13 +47,7 @@ func TestClientPauseReplyWhileAuthPending(t *testing.T) {
 	ping := resp.AppendCommand(nil, "PING")
 
 	// Plain go: the same two commands on a plain connection.
-	plain, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
-	plain.Write(resp.AppendCommand(nil, "AUTH", "user", "tok-0"))
-	readUntil(t, plain, []byte("+OK\r\n"))
+	plain := plainConn(t, p)
 	start := time.Now()
 	plain.Write(pauseCmd)
 	readUntil(t, plain, []byte("+OK\r\n"))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/entraredis/entraredis/internal/reauth"
+	"github.com/entraredis/entraredis/internal/redisproc"
 	"github.com/entraredis/entraredis/internal/resp"
 )
 
@@ -27,6 +28,21 @@ func readUntil(t *testing.T, nc net.Conn, end []byte) []byte {
 		got = append(got, buf[:n]...)
 	}
 	return got
+}
+
+// plainConn is a connection to p authenticated as the ACL user, with no
+// wrapper: what the application would see without the library. The test's
+// cleanup closes it.
+func plainConn(t *testing.T, p *redisproc.Process) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.Write(resp.AppendCommand(nil, "AUTH", "user", "tok-0"))
+	readUntil(t, nc, []byte("+OK\r\n"))
+	return nc
 }
 
 // TestClientReplyAcrossRotations (issue 25.4): one connection through the
@@ -57,13 +73,7 @@ func TestClientReplyAcrossRotations(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer w.Close()
-			plain, err := net.Dial("tcp", p.Addr())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer plain.Close()
-			plain.Write(resp.AppendCommand(nil, "AUTH", "user", "tok-0"))
-			readUntil(t, plain, []byte("+OK\r\n"))
+			plain := plainConn(t, p)
 
 			gen := uint64(1)
 			for batch := range 10 {
