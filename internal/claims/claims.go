@@ -14,8 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/entraredis/entraredis/internal/errs"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/entraredis/entraredis/internal/errs"
 )
 
 // ErrMalformed is wrapped by every error that Parse returns.
