@@ -235,11 +235,11 @@ func TestReaderWrite(t *testing.T) {
 	}
 }
 
-func TestNotTLS(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+// serveOnce accepts one connection on ln, hands it to handle and closes it
+// when handle returns; the test's cleanup closes ln and waits for that. It
+// returns ln's port.
+func serveOnce(t *testing.T, ln net.Listener, handle func(net.Conn)) int {
+	t.Helper()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -248,13 +248,24 @@ func TestNotTLS(t *testing.T) {
 			return
 		}
 		defer c.Close()
+		handle(c)
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestNotTLS(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := serveOnce(t, ln, func(c net.Conn) {
 		buf := make([]byte, 512)
 		_, _ = c.Read(buf)
 		_, _ = c.Write([]byte("-ERR Protocol error: invalid multibulk length\r\n"))
-	}()
-	defer func() { ln.Close(); <-done }()
+	})
 	tok := mintToken(t, tokenSpec{oid: testOID})
-	rep, _, _ := runFake(t, nil, nil, Config{Credential: &staticCred{token: tok}, Port: ln.Addr().(*net.TCPAddr).Port})
+	rep, _, _ := runFake(t, nil, nil, Config{Credential: &staticCred{token: tok}, Port: port})
 	wantStep(t, rep, StepTLS, StatusFailed, "does not speak TLS", "6380")
 }
 
@@ -349,25 +360,17 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	port := serveOnce(t, ln, func(c net.Conn) {
 		buf := make([]byte, 4096)
 		for {
 			if _, err := c.Read(buf); err != nil {
 				return
 			}
 		}
-	}()
-	defer func() { ln.Close(); <-done }()
+	})
 	tok := mintToken(t, tokenSpec{oid: testOID})
 	start := time.Now()
-	rep, _, _ := runFake(t, nil, nil, Config{Credential: &staticCred{token: tok}, Host: "localhost", Port: ln.Addr().(*net.TCPAddr).Port, Timeout: 300 * time.Millisecond})
+	rep, _, _ := runFake(t, nil, nil, Config{Credential: &staticCred{token: tok}, Host: "localhost", Port: port, Timeout: 300 * time.Millisecond})
 	wantStep(t, rep, StepTLS, StatusFailed, "did not finish within 300ms")
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("the doctor took %s", d)
@@ -381,20 +384,12 @@ func TestAuthConnectionClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
+	port := serveOnce(t, ln, func(c net.Conn) {
 		buf := make([]byte, 64)
 		_, _ = c.Read(buf) // the handshake and the start of AUTH
-		c.Close()
-	}()
-	defer func() { ln.Close(); <-done }()
+	})
 	tok := mintToken(t, tokenSpec{oid: testOID})
-	rep, text, js := runFake(t, nil, ca, Config{Credential: &staticCred{token: tok}, Port: ln.Addr().(*net.TCPAddr).Port})
+	rep, text, js := runFake(t, nil, ca, Config{Credential: &staticCred{token: tok}, Port: port})
 	wantStep(t, rep, StepAuth, StatusFailed, "AUTH got no answer", "closed the connection")
 	assertNoSecret(t, tok, text, js)
 }
